@@ -1,0 +1,230 @@
+"""Writes in the diagnosis domain: lesions, uploads, and the life of an analysis."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.permissions import CLINICAL_ROLES, require_role, require_same_clinic
+from diagnosis.image_validation import clean_image
+from diagnosis.models import Analysis, AnalysisStatus, DermoscopicImage, Lesion
+from patients.models import Patient
+
+logger = logging.getLogger(__name__)
+
+NO_CLASSIFIER = "No classifier installed: ask your administrator to install the trained model."
+
+
+def lesion_create(*, actor: User, patient: Patient, anatomic_site: str, label: str = "") -> Lesion:
+    require_role(actor, *CLINICAL_ROLES)
+    require_same_clinic(actor, patient.clinic_id)
+    lesion = Lesion(patient=patient, anatomic_site=anatomic_site, label=label, created_by=actor)
+    lesion.full_clean()
+    lesion.save()
+    return lesion
+
+
+def _enqueue(analysis: Analysis) -> None:
+    from diagnosis.tasks import analyse_image
+
+    # Sent only once the row is committed: a worker never looks for an analysis not yet there.
+    analyse_image.delay_on_commit(analysis.pk)
+
+
+def image_upload(
+    *,
+    actor: User,
+    lesion: Lesion,
+    upload,
+    submission_token: uuid.UUID | None = None,
+) -> Analysis:
+    """Validate and store one dermoscopic image and queue its analysis.
+
+    Raises diagnosis.image_validation.ImageRejected for a file we do not accept. A repeated
+    submission (the same `submission_token`) returns the first one's analysis: a double click
+    or a retried mobile request never analyses one photo twice.
+    """
+    require_role(actor, *CLINICAL_ROLES)
+    require_same_clinic(actor, lesion.patient.clinic_id)
+    if submission_token is not None:
+        earlier = _earlier_submission(lesion, submission_token)
+        if earlier is not None:
+            return earlier
+    clean = clean_image(
+        upload, max_bytes=settings.UPLOAD_MAX_BYTES, max_pixels=settings.UPLOAD_MAX_PIXELS
+    )
+    with transaction.atomic():
+        image = DermoscopicImage(
+            lesion=lesion,
+            content_type=clean.content_type,
+            width=clean.width,
+            height=clean.height,
+            size_bytes=len(clean.content),
+            sha256=clean.sha256,
+            original_filename=(getattr(upload, "name", "") or "")[:255],
+            submission_token=submission_token,
+            uploaded_by=actor,
+        )
+        image.file.save(f"upload.{clean.extension}", ContentFile(clean.content), save=False)
+        image.thumbnail.save("thumb.jpg", ContentFile(clean.thumbnail), save=False)
+        try:
+            with transaction.atomic():
+                image.save()
+        except Exception:
+            image.file.delete(save=False)
+            image.thumbnail.delete(save=False)
+            earlier = _earlier_submission(lesion, submission_token)
+            if earlier is not None:
+                return earlier
+            raise
+        analysis = Analysis.objects.create(image=image)
+        _enqueue(analysis)
+    return analysis
+
+
+def _earlier_submission(lesion: Lesion, token: uuid.UUID | None) -> Analysis | None:
+    if token is None:
+        return None
+    image = DermoscopicImage.objects.filter(submission_token=token).first()
+    if image is None:
+        return None
+    if image.lesion_id != lesion.pk:
+        raise ValidationError("This upload form was already used for another lesion.")
+    return image.analyses.order_by("queued_at").first()
+
+
+def analysis_retry(*, actor: User, analysis: Analysis) -> Analysis:
+    """Queue a failed analysis again; anything else is left as it is."""
+    require_role(actor, *CLINICAL_ROLES)
+    require_same_clinic(actor, analysis.image.lesion.patient.clinic_id)
+    with transaction.atomic():
+        analysis = Analysis.objects.select_for_update().get(pk=analysis.pk)
+        if analysis.status != AnalysisStatus.FAILED:
+            return analysis
+        analysis.status = AnalysisStatus.QUEUED
+        analysis.failure_reason = ""
+        analysis.queued_at = timezone.now()
+        analysis.save(update_fields=["status", "failure_reason", "queued_at"])
+        _enqueue(analysis)
+    return analysis
+
+
+def analysis_requeue_stale(*, older_than_s: int = 900) -> int:
+    """Queue again analyses that waited longer than any task can (a message lost with a
+    broker restart, say). Returns how many were sent again; running twice is harmless."""
+    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_s)
+    stale = list(
+        Analysis.objects.filter(
+            status__in=[AnalysisStatus.QUEUED, AnalysisStatus.RUNNING], queued_at__lt=cutoff
+        ).values_list("pk", flat=True)
+    )
+    for pk in stale:
+        with transaction.atomic():
+            Analysis.objects.filter(pk=pk).update(queued_at=timezone.now())
+            analysis = Analysis(pk=pk)
+            _enqueue(analysis)
+    return len(stale)
+
+
+def _claim(analysis_id: int) -> Analysis | None:
+    with transaction.atomic():
+        analysis = (
+            Analysis.objects.select_for_update().select_related("image").filter(pk=analysis_id)
+        ).first()
+        if analysis is None or analysis.status in (AnalysisStatus.DONE, AnalysisStatus.FAILED):
+            return None  # deleted, or finished by an earlier delivery of the same task
+        analysis.status = AnalysisStatus.RUNNING
+        analysis.started_at = timezone.now()
+        analysis.attempts += 1
+        analysis.save(update_fields=["status", "started_at", "attempts"])
+        return analysis
+
+
+def analysis_run(*, analysis_id: int) -> Analysis | None:
+    """Run the classifier on an analysis's image and store the result (the worker's job).
+
+    Safe to run twice: a finished analysis is left alone, and a delivery that arrives again
+    after a worker died mid-task simply runs it again.
+    """
+    from ml.inference import ClassifierNotInstalled
+
+    from diagnosis.classifier import get_classifier
+
+    analysis = _claim(analysis_id)
+    if analysis is None:
+        return None
+    started = time.perf_counter()
+    try:
+        classifier = get_classifier()
+    except ClassifierNotInstalled:
+        return analysis_fail(analysis_id=analysis_id, reason=NO_CLASSIFIER)
+    load_ms = (time.perf_counter() - started) * 1000
+    image = _open_image(analysis.image)
+    if image is None:
+        return analysis_fail(
+            analysis_id=analysis_id,
+            reason="The stored image could not be read; please upload it again.",
+        )
+    prediction = classifier.predict(image)
+    heatmap_started = time.perf_counter()
+    heatmaps = {
+        "heatmap_top": classifier.heatmap(image, prediction.top_class),
+        "heatmap_melanoma": classifier.heatmap(image, "mel"),
+    }
+    timings = dict(prediction.timings_ms)
+    timings["heatmaps"] = round((time.perf_counter() - heatmap_started) * 1000, 1)
+    timings["model_load"] = round(load_ms, 1)
+    timings["queue_wait"] = round((analysis.started_at - analysis.queued_at).total_seconds() * 1000)
+
+    with transaction.atomic():
+        analysis = Analysis.objects.select_for_update().get(pk=analysis_id)
+        if analysis.status == AnalysisStatus.DONE:
+            return analysis
+        for field, picture in heatmaps.items():
+            buffer = io.BytesIO()
+            picture.save(buffer, "PNG")
+            getattr(analysis, field).save("heatmap.png", ContentFile(buffer.getvalue()), save=False)
+        analysis.probabilities = prediction.probabilities
+        analysis.top_class = prediction.top_class
+        analysis.melanoma_probability = prediction.melanoma_probability
+        analysis.risk_tier = prediction.risk_tier
+        analysis.model_version = prediction.model_version
+        analysis.timings_ms = timings
+        analysis.status = AnalysisStatus.DONE
+        analysis.failure_reason = ""
+        analysis.finished_at = timezone.now()
+        analysis.save()
+    return analysis
+
+
+def _open_image(image: DermoscopicImage):
+    from PIL import Image
+
+    try:
+        with image.file.open("rb") as handle:
+            picture = Image.open(io.BytesIO(handle.read()))
+            picture.load()
+        return picture
+    except (OSError, ValueError):
+        logger.exception("image %s of analysis could not be read", image.pk)
+        return None
+
+
+def analysis_fail(*, analysis_id: int, reason: str) -> Analysis:
+    with transaction.atomic():
+        analysis = Analysis.objects.select_for_update().get(pk=analysis_id)
+        if analysis.status != AnalysisStatus.DONE:
+            analysis.status = AnalysisStatus.FAILED
+            analysis.failure_reason = reason
+            analysis.finished_at = timezone.now()
+            analysis.save(update_fields=["status", "failure_reason", "finished_at"])
+    return analysis

@@ -1,0 +1,43 @@
+"""Celery tasks of the diagnosis app: thin wrappers that take ids and call services."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from diagnosis import services
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=120,
+    time_limit=180,
+    max_retries=0,
+)
+def analyse_image(analysis_id: int) -> str:
+    try:
+        analysis = services.analysis_run(analysis_id=analysis_id)
+    except SoftTimeLimitExceeded:
+        services.analysis_fail(
+            analysis_id=analysis_id,
+            reason="The analysis took too long and was stopped; press Retry to queue it again.",
+        )
+        return "failed"
+    except Exception as exc:
+        logger.exception("analysis %s failed", analysis_id)
+        services.analysis_fail(
+            analysis_id=analysis_id,
+            reason=f"The analysis failed ({type(exc).__name__}); press Retry to queue it again.",
+        )
+        return "failed"
+    return analysis.status if analysis is not None else "skipped"
+
+
+@shared_task(soft_time_limit=60, time_limit=90)
+def requeue_stale_analyses() -> int:
+    return services.analysis_requeue_stale()

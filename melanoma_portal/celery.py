@@ -1,0 +1,12 @@
+"""The Celery application shared by the web process (to enqueue) and the workers."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "melanoma_portal.settings.dev")
+
+# DjangoTask adds delay_on_commit(): a task is only sent once the row it names is committed.
+app = Celery("melanoma_portal", task_cls="celery.contrib.django.task:DjangoTask")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,6 @@
+"""Test runs: fast password hashing and in-memory email; services still come from the env."""
+
+from melanoma_portal.settings.base import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

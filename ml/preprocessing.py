@@ -1,0 +1,110 @@
+"""Image preprocessing shared by training, evaluation and the portal's worker.
+
+There is one path from a decoded image to the network's input tensor (`to_model_input`):
+training only adds random geometric and colour changes *before* it, so a model never sees
+inputs at serving time that were prepared differently from the ones it learned on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+from torchvision.transforms import v2
+from torchvision.transforms.functional import InterpolationMode
+
+# The ImageNet weights of EfficientNet-Lite were trained on inputs scaled to [-1, 1].
+MEAN: tuple[float, float, float] = (0.5, 0.5, 0.5)
+STD: tuple[float, float, float] = (0.5, 0.5, 0.5)
+CROP_PCT: float = 0.875
+INTERPOLATION = InterpolationMode.BICUBIC
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    input_size: int = 192
+    crop_pct: float = CROP_PCT
+    mean: tuple[float, float, float] = MEAN
+    std: tuple[float, float, float] = STD
+
+    @property
+    def resize_to(self) -> int:
+        """Short side before the centre crop, as timm computes it from crop_pct."""
+        return math.floor(self.input_size / self.crop_pct)
+
+    def as_dict(self) -> dict:
+        return {
+            "input_size": self.input_size,
+            "crop_pct": self.crop_pct,
+            "resize_short_side": self.resize_to,
+            "interpolation": "bicubic",
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
+
+
+def load_rgb(image: Image.Image) -> Image.Image:
+    """RGB view of any decoded image (greyscale, CMYK, 16-bit, palette, alpha)."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale: scale to 8 bits rather than letting Pillow clip at 255.
+        image = image.point(lambda value: value / 256).convert("L")
+    if image.mode in ("RGBA", "LA", "P"):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    return image.convert("RGB")
+
+
+def _to_tensor(config: PreprocessConfig) -> v2.Compose:
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean=config.mean, std=config.std),
+        ]
+    )
+
+
+def eval_transform(config: PreprocessConfig) -> v2.Compose:
+    """Deterministic resize + centre crop + normalise: what the model sees at serving time."""
+    return v2.Compose(
+        [
+            v2.Resize(config.resize_to, interpolation=INTERPOLATION, antialias=True),
+            v2.CenterCrop(config.input_size),
+            _to_tensor(config),
+        ]
+    )
+
+
+def train_transform(config: PreprocessConfig) -> v2.Compose:
+    """Dermoscopy-appropriate augmentation, then the same tensor conversion as serving.
+
+    Dermoscopic images have no canonical orientation, so flips and 90-degree rotations are
+    label-preserving; scale/crop and colour jitter stand in for different dermatoscopes,
+    zoom levels and lighting, which is what images from other clinics differ in.
+    """
+    return v2.Compose(
+        [
+            v2.RandomResizedCrop(
+                config.input_size,
+                scale=(0.35, 1.0),
+                ratio=(0.75, 1.333),
+                interpolation=INTERPOLATION,
+                antialias=True,
+            ),
+            v2.RandomHorizontalFlip(),
+            v2.RandomVerticalFlip(),
+            v2.RandomChoice([v2.RandomRotation((angle, angle)) for angle in (0, 90, 180, 270)]),
+            v2.ColorJitter(brightness=0.25, contrast=0.25, saturation=0.2, hue=0.03),
+            _to_tensor(config),
+        ]
+    )
+
+
+def to_model_input(image: Image.Image, config: PreprocessConfig) -> torch.Tensor:
+    """One image, any mode and size, to the (3, H, W) tensor the network expects."""
+    return eval_transform(config)(load_rgb(image))

@@ -1,0 +1,54 @@
+"""Writes to patient records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from accounts.models import User
+from accounts.permissions import CLINICAL_ROLES, require_role, require_same_clinic
+from patients.models import Patient
+
+PATIENT_FIELDS = (
+    "mrn",
+    "first_name",
+    "last_name",
+    "date_of_birth",
+    "sex",
+    "fitzpatrick_skin_type",
+    "phone",
+    "email",
+    "address",
+)
+
+
+def _save(patient: Patient) -> Patient:
+    patient.full_clean(validate_unique=False, validate_constraints=False)
+    try:
+        with transaction.atomic():
+            patient.save()
+    except IntegrityError:
+        raise ValidationError(
+            {"mrn": "A patient with this MRN already exists in this clinic."}
+        ) from None
+    return patient
+
+
+def patient_create(*, actor: User, **fields: Any) -> Patient:
+    require_role(actor, *CLINICAL_ROLES)
+    unknown = set(fields) - set(PATIENT_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown patient fields: {sorted(unknown)}")
+    return _save(Patient(clinic_id=actor.clinic_id, created_by=actor, **fields))
+
+
+def patient_update(*, actor: User, patient: Patient, **fields: Any) -> Patient:
+    require_role(actor, *CLINICAL_ROLES)
+    require_same_clinic(actor, patient.clinic_id)
+    for name, value in fields.items():
+        if name not in PATIENT_FIELDS:
+            raise TypeError(f"unknown patient field: {name}")
+        setattr(patient, name, value)
+    return _save(patient)

@@ -1,0 +1,89 @@
+"""factory_boy factories for the portal's models."""
+
+from __future__ import annotations
+
+import datetime
+import io
+
+import factory
+from django.core.files.base import ContentFile
+from PIL import Image
+
+from accounts.models import Clinic, Role, User
+from diagnosis.models import AnatomicSite, DermoscopicImage, Lesion
+from patients.models import Patient, Sex
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+def jpeg_bytes(size: tuple[int, int] = (200, 150), color: tuple[int, int, int] = (150, 90, 60)):
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+class ClinicFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Clinic
+
+    name = factory.Sequence(lambda n: f"Dermatology Clinic {n}")
+    address = factory.Sequence(lambda n: f"{n} High Street\nVienna")
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"user{n}@clinic.example")
+    full_name = factory.Sequence(lambda n: f"User {n}")
+    clinic = factory.SubFactory(ClinicFactory)
+    role = Role.STAFF
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def _save(obj, create, extracted, **kwargs):  # noqa: N805
+        if create:
+            obj.save()
+
+
+class DoctorFactory(UserFactory):
+    role = Role.DOCTOR
+
+
+class ClinicAdminFactory(UserFactory):
+    role = Role.ADMIN
+
+
+class PatientFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Patient
+
+    clinic = factory.SubFactory(ClinicFactory)
+    mrn = factory.Sequence(lambda n: f"MRN{n:06d}")
+    first_name = factory.Sequence(lambda n: f"Anna{n}")
+    last_name = factory.Sequence(lambda n: f"Huber{n}")
+    date_of_birth = datetime.date(1970, 5, 17)
+    sex = Sex.FEMALE
+
+
+class LesionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Lesion
+
+    patient = factory.SubFactory(PatientFactory)
+    anatomic_site = AnatomicSite.BACK
+    label = "left scapula"
+
+
+class DermoscopicImageFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DermoscopicImage
+
+    lesion = factory.SubFactory(LesionFactory)
+    file = factory.LazyFunction(lambda: ContentFile(jpeg_bytes(), name="lesion.jpg"))
+    content_type = "image/jpeg"
+    width = 200
+    height = 150
+    size_bytes = 1000
+    sha256 = "0" * 64
