@@ -1,0 +1,70 @@
+"""Recording who touched which patient data, from views, the API, services and signals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+from accounts.models import AuditEvent, User
+
+
+def _client(request) -> tuple[str | None, str]:
+    if request is None:
+        return None, ""
+    # Behind the production proxy REMOTE_ADDR is the proxy; SECURE_PROXY_SSL_HEADER's proxy
+    # also sets X-Forwarded-For, whose first entry is the client.
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    ip = forwarded.split(",")[0].strip() if forwarded else request.META.get("REMOTE_ADDR")
+    return ip or None, request.META.get("HTTP_USER_AGENT", "")[:400]
+
+
+def _patient_id(obj: models.Model | None) -> int | None:
+    """The patient an object belongs to, following the domain's links as far as they go."""
+    if obj is None:
+        return None
+    if obj._meta.model_name == "patient":
+        return obj.pk
+    for path in (
+        "patient_id",
+        "lesion.patient_id",
+        "image.lesion.patient_id",
+        "analysis.image.lesion.patient_id",
+    ):
+        value: Any = obj
+        try:
+            for part in path.split("."):
+                value = getattr(value, part)
+        except AttributeError:
+            continue
+        return value
+    return None
+
+
+def audit_record(
+    *,
+    action: str,
+    user: User | None = None,
+    request=None,
+    obj: models.Model | None = None,
+    patient_id: int | None = None,
+    **detail: Any,
+) -> AuditEvent:
+    """Append one audit event. `action` is a short verb phrase: 'patient.view',
+    'image.download', 'analysis.view', 'review.sign', 'report.download', 'login.failed'..."""
+    if user is None and request is not None and request.user.is_authenticated:
+        user = request.user
+    ip, agent = _client(request)
+    return AuditEvent.objects.create(
+        user=user if user is not None and user.pk else None,
+        user_email=getattr(user, "email", "") or detail.pop("email", ""),
+        role=getattr(user, "role", "") or "",
+        clinic_id=getattr(user, "clinic_id", None),
+        action=action,
+        object_type=obj._meta.model_name if obj is not None else "",
+        object_id=str(obj.pk) if obj is not None else "",
+        patient_id=patient_id if patient_id is not None else _patient_id(obj),
+        ip_address=ip,
+        user_agent=agent,
+        detail=detail,
+    )
