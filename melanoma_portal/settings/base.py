@@ -13,6 +13,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 # Runtime state (SQLite file, uploaded media, the filesystem broker) lives outside the code and
 # outside the static root.
 VAR_DIR = Path(os.environ.get("PORTAL_VAR_DIR", BASE_DIR / "var"))
+# A fresh clone has no var/ yet; SQLite will not create its folder.
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -111,7 +113,7 @@ ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_SESSION_REMEMBER = False
 LOGIN_URL = "account_login"
-LOGIN_REDIRECT_URL = "dashboard"
+LOGIN_REDIRECT_URL = "diagnosis:dashboard"
 LOGOUT_REDIRECT_URL = "account_login"
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -160,6 +162,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(VAR_DIR / "celery-processed"),
         "store_processed": False,
     }
+    # kombu's filesystem transport fails on a missing folder; a fresh clone has none yet.
+    for _folder in (CELERY_BROKER_FOLDER, VAR_DIR / "celery-processed", VAR_DIR / "celery-results"):
+        _folder.mkdir(parents=True, exist_ok=True)
 else:
     # A task unacknowledged this long is given to another worker: longer than any task runs.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
@@ -170,6 +175,13 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# celery beat: re-send analyses whose message was lost (a broker restart, a dead worker).
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stale-analyses": {
+        "task": "diagnosis.tasks.requeue_stale_analyses",
+        "schedule": float(os.environ.get("REQUEUE_STALE_EVERY_S", "300")),
+    },
+}
 
 # The classifier the worker serves: ml/models/<version>, named by ml/models/CURRENT.
 ML_MODELS_ROOT = Path(os.environ.get("ML_MODELS_ROOT", BASE_DIR / "ml" / "models"))
