@@ -1,0 +1,24 @@
+"""Reads of clinic accounts, scoped to the clinic admin's own clinic."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from accounts.models import User
+from accounts.permissions import is_clinic_member
+
+
+def clinic_user_list(*, user: User) -> QuerySet[User]:
+    """Everyone in the user's clinic, active first; nobody for someone outside a clinic."""
+    if not is_clinic_member(user):
+        return User.objects.none()
+    return User.objects.filter(clinic_id=user.clinic_id).order_by("-is_active", "email")
+
+
+def clinic_user_get(*, user: User, user_id: int) -> User:
+    """One account of the user's clinic; another clinic's id reads as no such account."""
+    try:
+        return clinic_user_list(user=user).get(pk=user_id)
+    except User.DoesNotExist:
+        raise Http404("No such user.") from None

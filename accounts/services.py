@@ -1,0 +1,125 @@
+"""A clinic admin's writes to their clinic's accounts: create, change role, deactivate.
+
+There is no open sign-up. A new account has no usable password; its owner receives an email
+with a one-time link to set one (allauth's password-reset key, so the same expiry and the same
+form as a forgotten password).
+"""
+
+from __future__ import annotations
+
+from allauth.account.forms import default_token_generator
+from allauth.account.utils import user_pk_to_url_str
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.urls import reverse
+
+from accounts.audit import audit_record
+from accounts.models import Role, User
+from accounts.permissions import require_role, require_same_clinic
+
+
+def set_password_link(*, user: User, request: HttpRequest | None = None) -> str:
+    """The one-time set-password URL for `user` (absolute when a request is given)."""
+    path = reverse(
+        "account_reset_password_from_key",
+        kwargs={
+            "uidb36": user_pk_to_url_str(user),
+            "key": default_token_generator.make_token(user),
+        },
+    )
+    return request.build_absolute_uri(path) if request is not None else path
+
+
+def send_set_password_email(*, user: User, request: HttpRequest | None = None) -> None:
+    link = set_password_link(user=user, request=request)
+    clinic = user.clinic.name if user.clinic_id else "Melanoma Portal"
+    send_mail(
+        subject=f"Your Melanoma Portal account at {clinic}",
+        message=(
+            f"Hello {user.get_full_name()},\n\n"
+            f"An account was created for you at {clinic} ({user.get_role_display()}).\n"
+            f"Choose your password here (the link works once):\n\n{link}\n\n"
+            f"Then sign in with this email address: {user.email}\n"
+        ),
+        from_email=None,
+        recipient_list=[user.email],
+    )
+
+
+def user_create(
+    *, actor: User, email: str, full_name: str, role: str, request: HttpRequest | None = None
+) -> User:
+    """Create an account in the actor's clinic and email its owner a set-password link."""
+    require_role(actor, Role.ADMIN)
+    if role not in Role.values:
+        raise ValidationError({"role": "Choose a role."})
+    email = User.objects.normalize_email(email).lower()
+    if User.objects.filter(email__iexact=email).exists():
+        raise ValidationError({"email": "An account with this email address already exists."})
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(
+                email=email, password=None, full_name=full_name, clinic=actor.clinic, role=role
+            )
+            audit_record(action="user.create", user=actor, request=request, obj=user, role=role)
+    except IntegrityError:
+        raise ValidationError(
+            {"email": "An account with this email address already exists."}
+        ) from None
+    send_set_password_email(user=user, request=request)
+    return user
+
+
+def _require_manageable(actor: User, user: User) -> None:
+    require_role(actor, Role.ADMIN)
+    require_same_clinic(actor, user.clinic_id)
+    if user.pk == actor.pk:
+        # A clinic could otherwise lock out its last admin; another admin can do it.
+        raise PermissionDenied("You cannot change your own role or deactivate yourself.")
+
+
+def user_set_role(
+    *, actor: User, user: User, role: str, full_name: str | None = None, request=None
+) -> User:
+    _require_manageable(actor, user)
+    if role not in Role.values:
+        raise ValidationError({"role": "Choose a role."})
+    previous = user.role
+    user.role = role
+    fields = ["role"]
+    if full_name is not None:
+        user.full_name = full_name
+        fields.append("full_name")
+    with transaction.atomic():
+        user.save(update_fields=fields)
+        if previous != role:
+            audit_record(
+                action="user.role_change",
+                user=actor,
+                request=request,
+                obj=user,
+                previous=previous,
+                role=role,
+            )
+    return user
+
+
+def user_deactivate(*, actor: User, user: User, request=None) -> User:
+    """Stop an account signing in; its records and audit trail stay."""
+    _require_manageable(actor, user)
+    with transaction.atomic():
+        user.is_active = False
+        user.save(update_fields=["is_active"])
+        audit_record(action="user.deactivate", user=actor, request=request, obj=user)
+    return user
+
+
+def user_reactivate(*, actor: User, user: User, request=None) -> User:
+    _require_manageable(actor, user)
+    with transaction.atomic():
+        user.is_active = True
+        user.save(update_fields=["is_active"])
+        audit_record(action="user.reactivate", user=actor, request=request, obj=user)
+    return user
