@@ -87,3 +87,69 @@ class DermoscopicImageFactory(factory.django.DjangoModelFactory):
     height = 150
     size_bytes = 1000
     sha256 = "0" * 64
+
+
+def png_bytes(size: tuple[int, int] = (112, 84), color: tuple[int, int, int] = (220, 60, 40)):
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+class AnalysisFactory(factory.django.DjangoModelFactory):
+    """A queued analysis; use DoneAnalysisFactory for one with a result."""
+
+    class Meta:
+        model = "diagnosis.Analysis"
+
+    image = factory.SubFactory(DermoscopicImageFactory)
+
+
+class DoneAnalysisFactory(AnalysisFactory):
+    """A finished analysis with a plausible result (a high-risk melanoma) and both heatmaps."""
+
+    status = "done"
+    probabilities = factory.LazyFunction(
+        lambda: {
+            "akiec": 0.02,
+            "bcc": 0.03,
+            "bkl": 0.05,
+            "df": 0.01,
+            "mel": 0.71,
+            "nv": 0.17,
+            "vasc": 0.01,
+        }
+    )
+    top_class = "mel"
+    melanoma_probability = 0.71
+    risk_tier = "high"
+    model_version = "ham10000-test-v1"
+    timings_ms = factory.LazyFunction(lambda: {"inference": 40.0})
+    heatmap_top = factory.LazyFunction(lambda: ContentFile(png_bytes(), name="heatmap.png"))
+    heatmap_melanoma = factory.LazyFunction(lambda: ContentFile(png_bytes(), name="heatmap.png"))
+    finished_at = factory.LazyFunction(lambda: datetime.datetime.now(datetime.UTC))
+
+
+class ReviewFactory(factory.django.DjangoModelFactory):
+    """An unsigned draft review by a doctor of the analysis's clinic."""
+
+    class Meta:
+        model = "diagnosis.Review"
+
+    analysis = factory.SubFactory(DoneAnalysisFactory)
+    version = 1
+    author = factory.LazyAttribute(
+        lambda o: DoctorFactory(clinic=o.analysis.image.lesion.patient.clinic)
+    )
+    agrees_with_ai = True
+    diagnosis = "mel"
+    management = "excise"
+
+
+class HistopathologyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "diagnosis.Histopathology"
+
+    lesion = factory.SubFactory(LesionFactory)
+    diagnosis = "mel"
+    reported_on = datetime.date(2025, 1, 15)
+    lab_reference = factory.Sequence(lambda n: f"H-{n:05d}")
