@@ -1,0 +1,261 @@
+"""The worker's API: load an exported classifier once, then turn images into predictions.
+
+    classifier = Classifier.load_current()          # ml/models/CURRENT names the version
+    prediction = classifier.predict(pil_image)      # calibrated probabilities + risk tier
+    overlay = classifier.heatmap(pil_image, "mel")  # Grad-CAM, same size as the image
+
+A model directory (`ml/models/<version>/`, written by `ml.export`) holds `weights.pt` (a state
+dict) and `card.json` (architecture, preprocessing, class order, temperature, tier thresholds).
+Everything needed to reproduce the validated behaviour is read from the card, so a model is
+served exactly as it was measured.
+
+`torch.set_num_threads` is process-wide: the first `Classifier.load` fixes it for the process
+(argument, else `$ML_TORCH_THREADS`, else 1). One thread per worker process keeps several
+Celery processes on a small machine from fighting over cores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ml.calibration import RiskThresholds, softmax
+from ml.classes import CLASSES, MELANOMA_INDEX, class_index
+from ml.gradcam import cam_to_image, grad_cam, overlay
+from ml.preprocessing import PreprocessConfig, to_model_input
+
+MODELS_ROOT = Path(__file__).resolve().parent / "models"
+CURRENT_FILE = "CURRENT"
+CARD_FILE = "card.json"
+WEIGHTS_FILE = "weights.pt"
+THREADS_ENV = "ML_TORCH_THREADS"
+DEFAULT_THREADS = 1
+BATCH_SIZE = 32
+
+
+@dataclass(frozen=True)
+class Prediction:
+    probabilities: dict[str, float]  # calibrated, the 7 class codes of ml.classes.CLASSES, sum 1
+    top_class: str
+    melanoma_probability: float
+    risk_tier: str  # "low" | "moderate" | "high"
+    model_version: str
+    timings_ms: dict[str, float]  # {"preprocess": .., "inference": ..}
+
+
+class ClassifierNotInstalled(Exception):
+    """No exported model where the portal looked: the portal shows 'analysis unavailable'
+    instead of failing, and the message names the path so an operator knows what to fix."""
+
+
+def tta_views(batch: torch.Tensor) -> list[torch.Tensor]:
+    """The image, mirrored left-right, top-bottom, and both (a 180-degree turn).
+
+    A dermoscopic image has no 'up', so these are the same lesion; averaging the logits over
+    them removes some of the network's orientation noise. Used only when the export measured
+    a gain on validation (card `tta`)."""
+    return [
+        batch,
+        torch.flip(batch, dims=(3,)),
+        torch.flip(batch, dims=(2,)),
+        torch.flip(batch, dims=(2, 3)),
+    ]
+
+
+def forward_logits(model: torch.nn.Module, batch: torch.Tensor, tta: bool = False) -> torch.Tensor:
+    """Logits for a preprocessed batch, averaged over `tta_views` when `tta`; the one forward
+    path shared by serving and by the export that fits temperature and thresholds."""
+    views = tta_views(batch) if tta else [batch]
+    total = None
+    for view in views:
+        logits = model(view.contiguous(memory_format=torch.channels_last)).float()
+        total = logits if total is None else total + logits
+    return total / len(views)
+
+
+def _resolve_threads(threads: int | None) -> int:
+    if threads is None:
+        threads = int(os.environ.get(THREADS_ENV, DEFAULT_THREADS))
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    return threads
+
+
+def read_card(model_dir: Path) -> dict:
+    """The model card of a model directory; ClassifierNotInstalled if it or the weights
+    are missing."""
+    card_path, weights_path = model_dir / CARD_FILE, model_dir / WEIGHTS_FILE
+    for path in (card_path, weights_path):
+        if not path.is_file():
+            raise ClassifierNotInstalled(f"no classifier installed: {path} not found")
+    with open(card_path) as handle:
+        return json.load(handle)
+
+
+def build_network(card: dict) -> torch.nn.Module:
+    """The card's architecture with the card's number of classes, untrained."""
+    import timm
+
+    return timm.create_model(
+        card["architecture"], pretrained=False, num_classes=len(card["classes"])
+    )
+
+
+def preprocess_config(card: dict) -> PreprocessConfig:
+    """The card's preprocessing as a PreprocessConfig, refusing a card whose recorded
+    preprocessing this code would not reproduce exactly."""
+    recorded = card["preprocessing"]
+    config = PreprocessConfig(
+        input_size=int(recorded["input_size"]),
+        crop_pct=float(recorded["crop_pct"]),
+        mean=tuple(recorded["mean"]),
+        std=tuple(recorded["std"]),
+    )
+    if config.as_dict() != recorded:
+        raise ValueError(
+            f"model card preprocessing {recorded} differs from what this code does "
+            f"{config.as_dict()}; re-export the model with this version of ml/"
+        )
+    return config
+
+
+class Classifier:
+    """An exported model, loaded once, in eval mode; predictions are calibrated."""
+
+    def __init__(
+        self, model: torch.nn.Module, card: dict, model_dir: Path, threads: int = DEFAULT_THREADS
+    ) -> None:
+        if tuple(card["classes"]) != CLASSES:
+            raise ValueError(f"model classes {card['classes']} differ from ml.classes {CLASSES}")
+        self.model = model.eval().to(memory_format=torch.channels_last)
+        self.card = card
+        self.version: str = card["version"]
+        self.model_dir = model_dir
+        self.threads = threads
+        self.config = preprocess_config(card)
+        self.temperature = float(card["temperature"])
+        self.thresholds = RiskThresholds(
+            moderate=float(card["thresholds"]["moderate"]), high=float(card["thresholds"]["high"])
+        )
+        self.tta = bool(card.get("tta", False))
+        # Grad-CAM hooks the shared network; one request at a time on it.
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(
+        cls, model_dir: str | Path, *, threads: int | None = None, warm_up: bool = True
+    ) -> Classifier:
+        """Load `model_dir` (= ml/models/<version>). Raises ClassifierNotInstalled when its
+        card or weights are missing, ValueError when the weights are not the ones the card
+        was written for."""
+        model_dir = Path(model_dir)
+        card = read_card(model_dir)
+        threads = _resolve_threads(threads)
+        torch.set_num_threads(threads)
+        weights_path = model_dir / WEIGHTS_FILE
+        expected = card.get("weights_sha256")
+        if expected:
+            actual = hashlib.sha256(weights_path.read_bytes()).hexdigest()
+            if actual != expected:
+                raise ValueError(
+                    f"{weights_path} has sha256 {actual}, the card expects {expected}: "
+                    "weights and card come from different exports"
+                )
+        model = build_network(card)
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state, strict=True)
+        classifier = cls(model, card, model_dir, threads)
+        if warm_up:
+            # The first forward pass builds the CPU kernels' plans; pay for it at start-up,
+            # not in the first patient's analysis.
+            size = classifier.config.input_size
+            classifier.predict_tensors(torch.zeros(1, 3, size, size))
+        return classifier
+
+    @classmethod
+    def load_current(
+        cls,
+        models_root: str | Path | None = None,
+        *,
+        threads: int | None = None,
+        warm_up: bool = True,
+    ) -> Classifier:
+        """Load the version named in `models_root/CURRENT` (default ml/models)."""
+        root = Path(models_root) if models_root is not None else MODELS_ROOT
+        current = root / CURRENT_FILE
+        if not current.is_file():
+            raise ClassifierNotInstalled(f"no classifier installed: {current} not found")
+        version = current.read_text().strip()
+        if not version:
+            raise ClassifierNotInstalled(f"no classifier installed: {current} is empty")
+        return cls.load(root / version, threads=threads, warm_up=warm_up)
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """(3, H, W) network input of one image, by the same function training used."""
+        if not isinstance(image, Image.Image):
+            raise TypeError(f"expected a PIL.Image.Image, got {type(image).__name__}")
+        return to_model_input(image, self.config)
+
+    def predict_tensors(self, batch: torch.Tensor) -> np.ndarray:
+        """Calibrated probabilities (n, 7) of an already preprocessed batch."""
+        with self._lock, torch.inference_mode():
+            logits = forward_logits(self.model, batch, self.tta)
+        return softmax(logits.numpy(), self.temperature)
+
+    def _prediction(self, probs: np.ndarray, timings_ms: dict[str, float]) -> Prediction:
+        # float64 softmax, so the rounded-to-Python floats still sum to 1 within 1e-12.
+        p_mel = float(probs[MELANOMA_INDEX])
+        return Prediction(
+            probabilities={code: float(p) for code, p in zip(CLASSES, probs, strict=True)},
+            top_class=CLASSES[int(probs.argmax())],
+            melanoma_probability=p_mel,
+            risk_tier=self.thresholds.tier(p_mel),
+            model_version=self.version,
+            timings_ms=timings_ms,
+        )
+
+    def predict(self, image: Image.Image) -> Prediction:
+        """One image of any size and mode to a calibrated prediction with its risk tier."""
+        return self.predict_batch([image])[0]
+
+    def predict_batch(
+        self, images: Sequence[Image.Image], batch_size: int = BATCH_SIZE
+    ) -> list[Prediction]:
+        """Predictions in input order. Each one's `preprocess` time is its own; `inference`
+        is its share of its batch's forward pass."""
+        predictions: list[Prediction] = []
+        for start in range(0, len(images), batch_size):
+            chunk = images[start : start + batch_size]
+            tensors, preprocess_ms = [], []
+            for image in chunk:
+                began = time.perf_counter()
+                tensors.append(self.preprocess(image))
+                preprocess_ms.append((time.perf_counter() - began) * 1000.0)
+            began = time.perf_counter()
+            probs = self.predict_tensors(torch.stack(tensors))
+            inference_ms = (time.perf_counter() - began) * 1000.0 / len(chunk)
+            for row, prep in zip(probs, preprocess_ms, strict=True):
+                timings = {"preprocess": prep, "inference": inference_ms}
+                predictions.append(self._prediction(row, timings))
+        return predictions
+
+    def heatmap(self, image: Image.Image, target: str) -> Image.Image:
+        """Grad-CAM overlay for class code `target` ("mel", or the top class), RGB, at the
+        input image's own size. Computed on the plain view even when TTA is on: a map
+        averaged over mirrored views would blur what it is meant to localise."""
+        index = class_index(target)
+        rgb = self.preprocess(image)
+        with self._lock:
+            cam = grad_cam(self.model, rgb[None], index, self.model.bn2)
+        full = cam_to_image(cam, image.size, self.config)
+        return overlay(image, full)
