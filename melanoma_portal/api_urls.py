@@ -1,3 +1,27 @@
-"""The REST API (/api/v1/) and its schema; each app contributes its endpoints from api.py."""
+"""The REST API (/api/v1/) and its schema; each app contributes its endpoints from api.py.
 
-urlpatterns: list = []
+/api/schema/ is the OpenAPI 3 document, /api/docs/ a Swagger UI page and /api/redoc/ Redoc,
+both served from this server's static files (drf-spectacular-sidecar), never from a CDN.
+"""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from diagnosis.api import AnalysisViewSet, LesionViewSet, ReviewViewSet
+from patients.api import PatientViewSet
+
+app_name = "api"
+
+router = SimpleRouter()
+router.register("patients", PatientViewSet, basename="patient")
+router.register("lesions", LesionViewSet, basename="lesion")
+router.register("analyses", AnalysisViewSet, basename="analysis")
+router.register("reviews", ReviewViewSet, basename="review")
+
+urlpatterns = [
+    path("v1/", include(router.urls)),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+]

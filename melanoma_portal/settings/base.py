@@ -40,7 +40,12 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "corsheaders",
     "accounts",
     "patients",
     "diagnosis",
@@ -49,13 +54,18 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "accounts.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Before CommonMiddleware, so a CORS preflight is answered before any redirect.
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "accounts.middleware.SessionTimeoutMiddleware",
+    "accounts.middleware.MFARequiredMiddleware",
 ]
 
 ROOT_URLCONF = "melanoma_portal.urls"
@@ -116,6 +126,54 @@ LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "diagnosis:dashboard"
 LOGOUT_REDIRECT_URL = "account_login"
 
+# --- Security: log-in, sessions, cookies, headers (issue 5) ---------------------------------
+# 5 failed log-ins in 15 minutes locks out both the account and the address they came from.
+ACCOUNT_RATE_LIMITS = {"login_failed": "5/15m/ip,5/15m/key"}
+# Two-factor authentication: an authenticator app (TOTP) with recovery codes as the fallback.
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "Melanoma Portal"
+# Roles that must set up an authenticator before doing anything (accounts.middleware).
+MFA_REQUIRED_ROLES = env_list("MFA_REQUIRED_ROLES", "admin,doctor")
+# Idle: no request for this long ends the session. Absolute: no session outlives this.
+SESSION_IDLE_TIMEOUT_S = int(os.environ.get("SESSION_IDLE_TIMEOUT_S", str(30 * 60)))
+SESSION_ABSOLUTE_TIMEOUT_S = int(os.environ.get("SESSION_ABSOLUTE_TIMEOUT_S", str(12 * 3600)))
+SESSION_COOKIE_AGE = SESSION_ABSOLUTE_TIMEOUT_S
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+# Secure (HTTPS-only) cookies: forced on in production settings, switchable here for staging.
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Served by accounts.middleware.SecurityHeadersMiddleware; scripts and styles only from here.
+CONTENT_SECURITY_POLICY = os.environ.get(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; font-src 'self'; connect-src 'self'; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
+PERMISSIONS_POLICY = "camera=(self), microphone=(), geolocation=(), payment=(), usb=()"
+
+# The cache holds the log-in rate limits, so every web process must share it: Redis when
+# CACHE_URL (or REDIS_URL) names one. Not derived from the broker URL on purpose: cache.clear()
+# empties its whole Redis database and must never take queued analyses with it.
+CACHE_URL = os.environ.get("CACHE_URL") or os.environ.get("REDIS_URL", "")
+if CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "portal",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "portal@melanoma-portal.local")
 
@@ -135,6 +193,10 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Originals and heatmaps encrypted at rest on the portal's own disk when a key is configured.
+IMAGE_ENCRYPTION_KEY = os.environ.get("IMAGE_ENCRYPTION_KEY", "")
+if IMAGE_ENCRYPTION_KEY:
+    STORAGES["default"] = {"BACKEND": "melanoma_portal.storage.EncryptedFileSystemStorage"}
 if os.environ.get("AWS_STORAGE_BUCKET_NAME"):
     STORAGES["default"] = {
         "BACKEND": "storages.backends.s3.S3Storage",
@@ -167,7 +229,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         _folder.mkdir(parents=True, exist_ok=True)
 else:
     # A task unacknowledged this long is given to another worker: longer than any task runs.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # A fault test may shorten it to see redelivery quickly (tests/security/).
+        "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT_S", "600"))
+    }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -177,6 +242,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # celery beat: re-send analyses whose message was lost (a broker restart, a dead worker).
 CELERY_BEAT_SCHEDULE = {
+    # Delete original images past their clinic's retention period (accounts.tasks).
+    "purge-expired-originals": {
+        "task": "accounts.tasks.purge_expired_originals",
+        "schedule": float(os.environ.get("RETENTION_PURGE_EVERY_S", str(6 * 3600))),
+    },
     "requeue-stale-analyses": {
         "task": "diagnosis.tasks.requeue_stale_analyses",
         "schedule": float(os.environ.get("REQUEUE_STALE_EVERY_S", "300")),
@@ -193,12 +263,58 @@ UPLOAD_MAX_PIXELS = int(os.environ.get("UPLOAD_MAX_PIXELS", str(50_000_000)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
+# The REST API (/api/v1/): tokens a clinic admin issues for mobile and EHR clients, the session
+# for the browser; JSON errors with a clear message (melanoma_portal.api_errors).
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "melanoma_portal.api_errors.api_exception_handler",
+    # Per user (anonymous callers by IP): one phone stuck in a retry loop cannot starve a clinic.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": os.environ.get("API_THROTTLE_USER", "600/minute"),
+        "anon": os.environ.get("API_THROTTLE_ANON", "30/minute"),
+    },
 }
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Melanoma Portal API",
+    "DESCRIPTION": (
+        "Patients, lesions, dermoscopic image uploads, AI analyses, reviews, reports and FHIR R4 "
+        "export for mobile and EHR clients. Authenticate with `Authorization: Token <key>` (a "
+        "clinic admin issues keys under /clinic/api-tokens/). AI-assisted assessment, not a "
+        "diagnosis. Consult a dermatologist."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Served from this server (drf-spectacular-sidecar): the docs page loads nothing from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "melanoma_portal.api_errors.document_error_responses",
+    ],
+}
+# Browser apps on other origins that may call the API (a comma-separated list of origins).
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
+CORS_URLS_REGEX = r"^/api/.*$"
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,277 @@
+"""An analysis as a FHIR R4 Bundle, for EHRs: DiagnosticReport + Observations + Media + Patient.
+
+The bundle is a `collection` whose entries refer to each other by `urn:uuid:` full URLs, so a
+receiving system can store it as it is or unpack it into its own resources. Every resource is
+built and validated with `fhir.resources.R4B` (FHIR 4.3, the R4 line: the same DiagnosticReport,
+Observation, Media and Patient as 4.0.1; fhir.resources 8 ships no 4.0.1 models, and R5 dropped
+Media). A result is `preliminary`: it is machine output until a doctor reviews it.
+
+Codes and their sources
+-----------------------
+SNOMED CT (http://snomed.info/sct), International Edition concepts for the classifier's
+classes, where one concept means the same as the HAM10000 / ISIC 2018 class:
+  mel   93655004  Malignant melanoma of skin (disorder)
+  bcc   254701007 Basal cell carcinoma of skin (disorder)
+  akiec 201101007 Actinic keratosis (disorder); the class also holds Bowen's disease
+                  (intraepidermal carcinoma), which has no common parent with AK, so the
+                  coding is the class's main member and the text names both
+  nv    400096001 Melanocytic nevus (disorder)
+Identifiers checked against SNOMED CT browser pages (tx.fhir.org's SNOMED browser for
+400096001) and clinical terminology tables in public projects (93655004, 254701007,
+201101007); re-check them on your terminology server before relying on them downstream.
+  bkl, df, vasc: no SNOMED code is sent. "Benign keratosis" and "vascular lesion" are groups in
+  HAM10000 (seborrhoeic keratosis, solar lentigo, lichen-planus-like keratosis; angioma,
+  angiokeratoma, pyogenic granuloma, haemorrhage) with no single SNOMED concept, and the
+  dermatofibroma concept id could not be verified here; these carry the portal's own code
+  (CLASS_SYSTEM) and the display name, which is always present for every class.
+Dermoscopy: the report and the Media carry SNOMED CT 'Dermoscopy' only as text, not as a code:
+  no SNOMED identifier for the dermoscopy procedure could be verified while writing this, and a
+  wrong clinical code is worse than none. The Media's modality is DICOM 'XC' (External-camera
+  Photography, DICOM PS3.16 CID 29), the modality under which dermoscopic photographs are
+  stored as DICOM VL Photographic images.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+
+from django.utils import timezone
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.diagnosticreport import DiagnosticReport
+from fhir.resources.R4B.media import Media
+from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.patient import Patient as FHIRPatient
+
+from diagnosis.models import Analysis
+from ml.classes import CLASS_NAMES, CLASSES
+
+SNOMED = "http://snomed.info/sct"
+UCUM = "http://unitsofmeasure.org"
+DICOM_DCM = "http://dicom.nema.org/resources/ontology/DCM"
+# The portal's own code systems: a URL we control names them (FHIR requires an absolute URI).
+PORTAL = "https://melanoma-portal.example/fhir"
+CLASS_SYSTEM = f"{PORTAL}/CodeSystem/ham10000-class"
+OBSERVATION_SYSTEM = f"{PORTAL}/CodeSystem/ai-observation"
+RISK_SYSTEM = f"{PORTAL}/CodeSystem/risk-tier"
+MODEL_SYSTEM = f"{PORTAL}/model-version"
+
+CLASS_SNOMED: dict[str, tuple[str, str]] = {
+    "mel": ("93655004", "Malignant melanoma of skin"),
+    "bcc": ("254701007", "Basal cell carcinoma of skin"),
+    "akiec": ("201101007", "Actinic keratosis"),
+    "nv": ("400096001", "Melanocytic nevus"),
+}
+
+DISCLAIMER = "AI-assisted assessment, not a diagnosis. Consult a dermatologist."
+_GENDER = {"female": "female", "male": "male", "other": "other", "unknown": "unknown"}
+
+
+def class_concept(code: str) -> dict:
+    """A CodeableConcept for a classifier class: the portal's code, SNOMED CT where one fits."""
+    codings = [{"system": CLASS_SYSTEM, "code": code, "display": CLASS_NAMES[code]}]
+    if code in CLASS_SNOMED:
+        sct, display = CLASS_SNOMED[code]
+        codings.append({"system": SNOMED, "code": sct, "display": display})
+    return {"coding": codings, "text": CLASS_NAMES[code]}
+
+
+def _urn() -> str:
+    return f"urn:uuid:{uuid.uuid4()}"
+
+
+def _instant(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _patient(analysis: Analysis, base_url: str) -> FHIRPatient:
+    patient = analysis.image.lesion.patient
+    return FHIRPatient(
+        identifier=[
+            {
+                "use": "usual",
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/v2-0203",
+                            "code": "MR",
+                            "display": "Medical record number",
+                        }
+                    ]
+                },
+                # MRNs are unique per clinic, so the clinic is part of the identifier's system.
+                "system": f"{base_url}clinics/{patient.clinic_id}/mrn",
+                "value": patient.mrn,
+            }
+        ],
+        name=[{"family": patient.last_name, "given": [patient.first_name]}],
+        gender=_GENDER.get(patient.sex, "unknown"),
+        birthDate=patient.date_of_birth.isoformat(),
+    )
+
+
+def _media(analysis: Analysis, patient_ref: str) -> Media:
+    image = analysis.image
+    lesion = image.lesion
+    content: dict = {"contentType": image.content_type, "title": f"Dermoscopic image {image.pk}"}
+    stored = image.file if image.file and not image.original_deleted_at else None
+    if stored is not None:
+        with stored.open("rb") as handle:
+            data = handle.read()
+        content["data"] = base64.b64encode(data).decode("ascii")
+        content["size"] = len(data)
+        # Attachment.hash is the base64 of the SHA-1 of the data (FHIR's definition).
+        content["hash"] = base64.b64encode(hashlib.sha1(data).digest()).decode("ascii")  # noqa: S324
+    return Media(
+        status="completed",
+        type={
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/media-type",
+                    "code": "image",
+                    "display": "Image",
+                }
+            ]
+        },
+        modality={
+            "coding": [
+                {"system": DICOM_DCM, "code": "XC", "display": "External-camera Photography"}
+            ],
+            "text": "Dermoscopy",
+        },
+        subject={"reference": patient_ref},
+        createdDateTime=_instant(image.uploaded_at),
+        bodySite={"text": str(lesion)},
+        width=image.width,
+        height=image.height,
+        content=content,
+        note=[]
+        if stored is not None
+        else [{"text": "The original image was deleted under the clinic's retention policy."}],
+    )
+
+
+def _probability_observation(
+    analysis: Analysis, code: str, probability: float, patient_ref: str, media_ref: str
+) -> Observation:
+    concept = class_concept(code)
+    return Observation(
+        status="preliminary",
+        category=[
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "imaging",
+                        "display": "Imaging",
+                    }
+                ]
+            }
+        ],
+        code={
+            "coding": [
+                {
+                    "system": OBSERVATION_SYSTEM,
+                    "code": f"probability-{code}",
+                    "display": f"AI probability: {CLASS_NAMES[code]}",
+                }
+            ],
+            "text": f"AI-estimated probability of {CLASS_NAMES[code]}",
+        },
+        subject={"reference": patient_ref},
+        effectiveDateTime=_instant(analysis.finished_at),
+        valueQuantity={
+            "value": round(float(probability), 6),
+            "unit": "probability",
+            "system": UCUM,
+            "code": "1",
+        },
+        # What the probability is about, with SNOMED CT where the class has a concept.
+        component=[
+            {
+                "code": {"text": "Lesion class"},
+                "valueCodeableConcept": concept,
+            }
+        ],
+        derivedFrom=[{"reference": media_ref}],
+        device={"display": f"Melanoma Portal classifier {analysis.model_version}"},
+    )
+
+
+def _risk_observation(analysis: Analysis, patient_ref: str, media_ref: str) -> Observation:
+    tier = analysis.risk_tier
+    return Observation(
+        status="preliminary",
+        code={
+            "coding": [
+                {"system": OBSERVATION_SYSTEM, "code": "risk-tier", "display": "AI risk tier"}
+            ],
+            "text": "AI-assessed risk tier of the lesion",
+        },
+        subject={"reference": patient_ref},
+        effectiveDateTime=_instant(analysis.finished_at),
+        valueCodeableConcept={
+            "coding": [{"system": RISK_SYSTEM, "code": tier, "display": tier.capitalize()}],
+            "text": tier.capitalize(),
+        },
+        derivedFrom=[{"reference": media_ref}],
+        device={"display": f"Melanoma Portal classifier {analysis.model_version}"},
+        note=[{"text": DISCLAIMER}],
+    )
+
+
+def analysis_bundle(*, analysis: Analysis, base_url: str) -> dict:
+    """The finished analysis as a FHIR R4 collection Bundle, as JSON-ready data.
+
+    `base_url` is the portal's address (for the MRN's identifier system). Raises
+    pydantic's ValidationError if a resource would not validate: a bug, never sent out.
+    """
+    patient_ref, media_ref, report_ref = _urn(), _urn(), _urn()
+    patient = _patient(analysis, base_url)
+    media = _media(analysis, patient_ref)
+    observations = [
+        (
+            _urn(),
+            _probability_observation(
+                analysis, code, analysis.probabilities[code], patient_ref, media_ref
+            ),
+        )
+        for code in CLASSES
+        if code in analysis.probabilities
+    ]
+    observations.append((_urn(), _risk_observation(analysis, patient_ref, media_ref)))
+    top = analysis.top_class
+    conclusion = (
+        f"Most likely class: {CLASS_NAMES.get(top, top)} "
+        f"(melanoma probability {analysis.melanoma_probability:.1%}, "
+        f"risk tier {analysis.risk_tier}). {DISCLAIMER}"
+    )
+    report = DiagnosticReport(
+        identifier=[{"system": f"{base_url}analyses", "value": str(analysis.pk)}],
+        status="preliminary",
+        code={
+            "coding": [
+                {
+                    "system": OBSERVATION_SYSTEM,
+                    "code": "dermoscopy-ai-assessment",
+                    "display": "AI assessment of a dermoscopic image",
+                }
+            ],
+            "text": "Dermoscopy: AI-assisted assessment of a skin lesion",
+        },
+        subject={"reference": patient_ref},
+        effectiveDateTime=_instant(analysis.image.uploaded_at),
+        issued=_instant(analysis.finished_at or timezone.now()),
+        result=[{"reference": ref} for ref, _ in observations],
+        media=[{"comment": "Dermoscopic image analysed", "link": {"reference": media_ref}}],
+        conclusion=conclusion,
+        conclusionCode=[class_concept(top)] if top in CLASS_NAMES else [],
+    )
+    entries = [(report_ref, report), (patient_ref, patient), (media_ref, media), *observations]
+    bundle = Bundle(
+        type="collection",
+        timestamp=timezone.now().isoformat(),
+        entry=[{"fullUrl": ref, "resource": resource} for ref, resource in entries],
+    )
+    return bundle.model_dump(mode="json", exclude_none=True)
