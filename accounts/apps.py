@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class AccountsConfig(AppConfig):
     name = "accounts"
     verbose_name = "Accounts and clinics"
+
+    def ready(self) -> None:
+        # Importing the module connects its receivers (log-in, log-out, role changes).
+        from accounts import signals
+
+        signals._connect_mfa_signals()

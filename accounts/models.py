@@ -95,6 +95,22 @@ class User(AbstractUser):
         return self.role == Role.ADMIN
 
 
+class AuditEventQuerySet(models.QuerySet):
+    """Bulk writes are refused too: `AuditEvent.objects.filter(...).update()` or `.delete()`
+    would otherwise bypass the model's save() and delete() guards."""
+
+    def update(self, **kwargs):
+        raise PermissionError("Audit events are append-only.")
+
+    def delete(self):
+        raise PermissionError("Audit events are append-only.")
+
+    # QuerySet.delete() is flagged for the admin's bulk action; keep that contract.
+    delete.alters_data = True
+    delete.queryset_only = True
+    update.alters_data = True
+
+
 class AuditEvent(models.Model):
     """One access to patient data, or one security-relevant account event.
 
@@ -118,6 +134,8 @@ class AuditEvent(models.Model):
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=400, blank=True)
     detail = models.JSONField(default=dict, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-at", "-id"]

@@ -1,11 +1,25 @@
-"""Production: the same code, stricter transport and cookie settings, secrets only from env."""
+"""Production: the same code, stricter transport and cookie settings, secrets only from env.
+
+`DJANGO_SETTINGS_MODULE=melanoma_portal.settings.production manage.py check --deploy` must
+report no issues; tests/security/test_deploy_settings.py runs it.
+"""
 
 import os
 
+from django.core.exceptions import ImproperlyConfigured
+
 from melanoma_portal.settings.base import *  # noqa: F403
+from melanoma_portal.settings.base import env_list
 
 DEBUG = False
+# No default: a production server without its own secret must not start.
 SECRET_KEY = os.environ["DJANGO_SECRET_KEY"]
+if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 50 random characters.")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS")
+if not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must name the portal's host(s).")
+
 SECURE_SSL_REDIRECT = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = 31536000
@@ -13,3 +27,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
+# The __Host- prefix binds the cookie to this exact host over HTTPS (no subdomain can set it).
+SESSION_COOKIE_NAME = "__Host-sessionid"
+CSRF_COOKIE_NAME = "__Host-csrftoken"
+# Doctors and clinic admins cannot opt out of two-factor authentication in production.
+MFA_REQUIRED_ROLES = env_list("MFA_REQUIRED_ROLES", "admin,doctor")

@@ -4,3 +4,7 @@ from melanoma_portal.settings.base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Security defaults that would get in the way of unrelated tests; tests/security and
+# tests/accounts switch them back on with pytest-django's `settings` fixture.
+MFA_REQUIRED_ROLES: list[str] = []
+ACCOUNT_RATE_LIMITS = False

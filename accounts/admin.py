@@ -1,0 +1,198 @@
+"""The Django admin for clinics, users and the audit trail.
+
+The audit trail is read-only here for everyone, superusers included: no add, change or delete.
+Auditors filter it by user, patient, action and date and export what they see as CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.http import HttpRequest, StreamingHttpResponse
+from django.utils import timezone
+
+from accounts.audit import audit_record
+from accounts.models import AuditEvent, Clinic, User
+
+CSV_COLUMNS = (
+    "at",
+    "user_email",
+    "role",
+    "clinic_id",
+    "action",
+    "object_type",
+    "object_id",
+    "patient_id",
+    "ip_address",
+    "user_agent",
+    "detail",
+)
+
+
+@admin.register(Clinic)
+class ClinicAdmin(admin.ModelAdmin):
+    list_display = ("name", "phone", "image_retention_days", "keep_thumbnails", "created_at")
+    search_fields = ("name",)
+    fieldsets = (
+        (None, {"fields": ("name", "address", "phone")}),
+        ("Retention", {"fields": ("image_retention_days", "keep_thumbnails")}),
+    )
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    ordering = ("email",)
+    list_display = ("email", "full_name", "clinic", "role", "is_active", "is_staff")
+    list_filter = ("clinic", "role", "is_active", "is_staff", "is_superuser")
+    search_fields = ("email", "full_name")
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Person", {"fields": ("full_name",)}),
+        ("Clinic", {"fields": ("clinic", "role")}),
+        (
+            "Privileges",
+            {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")},
+        ),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = (
+        (
+            None,
+            {
+                "classes": ("wide",),
+                "fields": ("email", "full_name", "clinic", "role", "password1", "password2"),
+            },
+        ),
+    )
+
+    def save_model(self, request: HttpRequest, obj: User, form, change: bool) -> None:
+        # accounts.signals records role and privilege changes with the admin who made them.
+        obj._audit_request = request
+        super().save_model(request, obj, form, change)
+
+
+class PatientIdFilter(admin.SimpleListFilter):
+    """Filter by a patient's id: typed into the URL (?patient=123) or picked from the
+    patients that appear in the trail (the patient record itself may have been erased)."""
+
+    title = "patient"
+    parameter_name = "patient"
+
+    def lookups(self, request, model_admin):
+        ids = (
+            AuditEvent.objects.exclude(patient_id=None)
+            .order_by("-patient_id")
+            .values_list("patient_id", flat=True)
+            .distinct()[:50]
+        )
+        return [(str(pk), f"Patient {pk}") for pk in ids]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value and value.isdigit():
+            return queryset.filter(patient_id=int(value))
+        return queryset
+
+
+class ActionFilter(admin.SimpleListFilter):
+    title = "action"
+    parameter_name = "action"
+
+    def lookups(self, request, model_admin):
+        actions = AuditEvent.objects.order_by("action").values_list("action", flat=True)
+        return [(a, a) for a in actions.distinct()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(action=self.value()) if self.value() else queryset
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = (
+        "at",
+        "user_email",
+        "role",
+        "clinic",
+        "action",
+        "object_type",
+        "object_id",
+        "patient_id",
+        "ip_address",
+    )
+    list_filter = (
+        ("at", admin.DateFieldListFilter),
+        ActionFilter,
+        ("user", admin.RelatedOnlyFieldListFilter),
+        PatientIdFilter,
+        "role",
+        "clinic",
+    )
+    search_fields = ("user_email", "action", "object_id", "ip_address")
+    date_hierarchy = "at"
+    list_select_related = ("clinic",)
+    actions = ["export_csv"]
+    readonly_fields = [field.name for field in AuditEvent._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def get_actions(self, request):
+        # A selection-based export needs the changelist's action form; keep only our export.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.action(description="Export selected events as CSV", permissions=["view"])
+    def export_csv(self, request: HttpRequest, queryset):
+        return audit_csv_response(request, queryset)
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        # ?export=csv downloads everything the current filters select, not only a page of it.
+        if request.GET.get("export") == "csv" and self.has_view_permission(request):
+            params = request.GET.copy()
+            del params["export"]
+            request.GET = params
+            changelist = self.get_changelist_instance(request)
+            return audit_csv_response(request, changelist.get_queryset(request))
+        return super().changelist_view(request, extra_context)
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def audit_csv_response(request: HttpRequest, queryset) -> StreamingHttpResponse:
+    """Stream audit events as CSV; the export is itself an audited action."""
+    audit_record(action="audit.export", request=request, rows=queryset.count())
+    writer = csv.writer(_Echo())
+
+    def rows():
+        yield writer.writerow(CSV_COLUMNS)
+        for event in queryset.order_by("at", "id").iterator(chunk_size=2000):
+            values = []
+            for column in CSV_COLUMNS:
+                value = getattr(event, column)
+                if column == "at":
+                    value = value.isoformat()
+                values.append(_csv_safe("" if value is None else str(value)))
+            yield writer.writerow(values)
+
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.csv"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _csv_safe(value: str) -> str:
+    """A user agent or e-mail starting with = + - @ would run as a formula in a spreadsheet."""
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

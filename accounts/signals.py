@@ -1,0 +1,97 @@
+"""Security-relevant account events on the audit trail: log-in, failed log-in, log-out, MFA
+changes and changes of a user's role, clinic or privileges.
+
+Connected in AccountsConfig.ready(). Signals carry no request for model saves, so a caller that
+knows who made a change (the admin) leaves it on the instance as `_audit_request`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db.models.signals import post_save, pre_save
+from django.dispatch import receiver
+
+from accounts.audit import audit_record
+from accounts.models import User
+
+# The session key holding when this log-in happened (the absolute session timeout's clock).
+SESSION_LOGIN_AT = "_portal_login_at"
+# The fields whose change alters what a user may see or do.
+PRIVILEGE_FIELDS = ("role", "clinic_id", "is_staff", "is_superuser", "is_active")
+
+
+@receiver(user_logged_in, dispatch_uid="audit_login")
+def _on_login(sender, request, user: User, **kwargs: Any) -> None:
+    if request is not None and hasattr(request, "session"):
+        request.session[SESSION_LOGIN_AT] = time.time()
+    audit_record(action="login", user=user, request=request)
+
+
+@receiver(user_login_failed, dispatch_uid="audit_login_failed")
+def _on_login_failed(sender, credentials: dict, request=None, **kwargs: Any) -> None:
+    # Django has already masked the password; the identifier is all we keep.
+    identifier = str(credentials.get("email") or credentials.get("username") or "")[:254]
+    user = User.objects.filter(email__iexact=identifier).first() if identifier else None
+    audit_record(action="login.failed", user=user, request=request, email=identifier)
+
+
+@receiver(user_logged_out, dispatch_uid="audit_logout")
+def _on_logout(sender, request, user: User | None, **kwargs: Any) -> None:
+    if user is None:
+        return  # a logout of an anonymous session: nothing happened
+    audit_record(
+        action="logout",
+        user=user,
+        request=request,
+        reason=getattr(request, "_logout_reason", "user"),
+    )
+
+
+@receiver(pre_save, sender=User, dispatch_uid="audit_user_privileges_before")
+def _remember_privileges(sender, instance: User, **kwargs: Any) -> None:
+    if instance.pk is None or kwargs.get("raw"):
+        instance._audit_before = None
+        return
+    instance._audit_before = User.objects.filter(pk=instance.pk).values(*PRIVILEGE_FIELDS).first()
+
+
+@receiver(post_save, sender=User, dispatch_uid="audit_user_privileges_after")
+def _record_privilege_change(sender, instance: User, created: bool, **kwargs: Any) -> None:
+    if kwargs.get("raw"):
+        return
+    request = getattr(instance, "_audit_request", None)
+    after = {field: getattr(instance, field) for field in PRIVILEGE_FIELDS}
+    if created:
+        audit_record(action="user.create", request=request, obj=instance, privileges=after)
+        return
+    before = getattr(instance, "_audit_before", None) or {}
+    changed = {f: [before.get(f), after[f]] for f in PRIVILEGE_FIELDS if before.get(f) != after[f]}
+    if before and changed:
+        audit_record(action="user.role_change", request=request, obj=instance, changes=changed)
+
+
+def _connect_mfa_signals() -> None:
+    """MFA enrolment changes matter to an auditor; allauth.mfa is optional in INSTALLED_APPS."""
+    from django.apps import apps
+
+    if not apps.is_installed("allauth.mfa"):
+        return
+    from allauth.mfa import signals as mfa_signals
+
+    def _added(sender, request, user, authenticator, **kwargs: Any) -> None:
+        audit_record(action="mfa.add", user=user, request=request, type=authenticator.type)
+
+    def _removed(sender, request, user, authenticator, **kwargs: Any) -> None:
+        audit_record(action="mfa.remove", user=user, request=request, type=authenticator.type)
+
+    def _failed(sender, request, user, authenticator, **kwargs: Any) -> None:
+        audit_record(action="mfa.failed", user=user, request=request, type=authenticator.type)
+
+    mfa_signals.authenticator_added.connect(_added, dispatch_uid="audit_mfa_added", weak=False)
+    mfa_signals.authenticator_removed.connect(
+        _removed, dispatch_uid="audit_mfa_removed", weak=False
+    )
+    mfa_signals.authentication_failed.connect(_failed, dispatch_uid="audit_mfa_failed", weak=False)
