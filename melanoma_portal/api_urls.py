@@ -1,11 +1,16 @@
 """The REST API (/api/v1/) and its schema; each app contributes its endpoints from api.py.
 
-/api/schema/ is the OpenAPI 3 document, /api/docs/ a Swagger UI page and /api/redoc/ Redoc,
+/api/schema/ is the OpenAPI 3 document, /api/docs/ a Swagger UI page (its start-up script a
+separate file, so the portal's Content-Security-Policy allows it) and /api/redoc/ Redoc,
 both served from this server's static files (drf-spectacular-sidecar), never from a CDN.
 """
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerSplitView,
+)
 from rest_framework.routers import SimpleRouter
 
 from diagnosis.api import AnalysisViewSet, LesionViewSet, ReviewViewSet
@@ -22,6 +27,6 @@ router.register("reviews", ReviewViewSet, basename="review")
 urlpatterns = [
     path("v1/", include(router.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
 ]
