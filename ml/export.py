@@ -1,6 +1,7 @@
 """Turn a training checkpoint into a servable model directory with its model card.
 
     python -m ml.export --checkpoint runs/lite0/best.pt --version ham10000-lite0-v1 [--data DIR]
+        [--tta auto|on|off] [--no-current]
 
 Steps, all on the committed validation split with serving preprocessing:
 1. validation logits, plain and with test-time augmentation (TTA); TTA is kept only if it
@@ -46,7 +47,7 @@ from ml.calibration import (
 )
 from ml.classes import CLASSES, MELANOMA_INDEX
 from ml.data import Record, default_data_dir, read_split, split_checksum
-from ml.inference import CARD_FILE, CURRENT_FILE, MODELS_ROOT, WEIGHTS_FILE, tta_views
+from ml.inference import CARD_FILE, CURRENT_FILE, MODELS_ROOT, WEIGHTS_FILE, logits_per_view
 from ml.metrics import balanced_accuracy, multiclass_report, top_label_ece
 from ml.model import ARCHITECTURE
 from ml.preprocessing import PreprocessConfig, to_model_input
@@ -83,7 +84,7 @@ def validation_logits(
     records: Sequence[Record],
     image_dir: Path,
     config: PreprocessConfig,
-    batch_size: int = 64,
+    batch_size: int = 8,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(plain logits, TTA-averaged logits) of the records, preprocessed exactly as served."""
     plain, averaged = [], []
@@ -92,12 +93,9 @@ def validation_logits(
         for record in records[start : start + batch_size]:
             with Image.open(image_dir / f"{record.image_id}.jpg") as image:
                 batch.append(to_model_input(image, config))
-        views = [
-            model(view.contiguous(memory_format=torch.channels_last)).float()
-            for view in tta_views(torch.stack(batch))
-        ]
+        views = logits_per_view(model, torch.stack(batch))
         plain.append(views[0])
-        averaged.append(torch.stack(views).mean(0))
+        averaged.append(views.mean(0))
     return torch.cat(plain).numpy(), torch.cat(averaged).numpy()
 
 
@@ -169,11 +167,23 @@ def build_card(
     labels: np.ndarray,
     plain_logits: np.ndarray,
     tta_logits: np.ndarray,
+    tta: str = "auto",
 ) -> dict:
-    """Everything the portal and a reader of the model card need, measured on validation."""
+    """Everything the portal and a reader of the model card need, measured on validation.
+
+    `tta` "auto" keeps test-time augmentation when it gains at least TTA_MIN_GAIN balanced
+    accuracy; "on"/"off" force it (e.g. off to meet a latency budget: it costs 4x)."""
     plain_bacc = balanced_accuracy(labels, plain_logits.argmax(1), len(CLASSES))
     tta_bacc = balanced_accuracy(labels, tta_logits.argmax(1), len(CLASSES))
-    use_tta = tta_bacc - plain_bacc >= TTA_MIN_GAIN
+    gain = tta_bacc - plain_bacc
+    if tta == "auto":
+        use_tta = gain >= TTA_MIN_GAIN
+        decision = f"auto: gain {gain:+.4f} {'>=' if use_tta else '<'} {TTA_MIN_GAIN}"
+    elif tta in ("on", "off"):
+        use_tta = tta == "on"
+        decision = f"forced {tta} by --tta (gain {gain:+.4f})"
+    else:
+        raise ValueError(f"tta must be auto, on or off, not {tta!r}")
     logits = tta_logits if use_tta else plain_logits
 
     temperature = fit_temperature(logits, labels)
@@ -202,6 +212,7 @@ def build_card(
             "without": round(plain_bacc, 4),
             "with": round(tta_bacc, 4),
             "min_gain_to_use": TTA_MIN_GAIN,
+            "decision": decision,
         },
         "split_sha256": checkpoint["split_sha256"],
         "training_command": training_command(args),
@@ -241,6 +252,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=default_data_dir())
     parser.add_argument("--models-root", type=Path, default=MODELS_ROOT)
     parser.add_argument("--no-current", action="store_true", help="leave CURRENT as it is")
+    parser.add_argument(
+        "--tta",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="test-time augmentation: auto keeps it if it gains >= TTA_MIN_GAIN on validation",
+    )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
@@ -266,7 +283,12 @@ def main() -> None:
     print(f"validation logits for {len(records)} images in {time.monotonic() - began:.0f} s")
 
     card = build_card(
-        checkpoint=checkpoint, config=config, labels=labels, plain_logits=plain, tta_logits=tta
+        checkpoint=checkpoint,
+        config=config,
+        labels=labels,
+        plain_logits=plain,
+        tta_logits=tta,
+        tta=args.tta,
     )
     model_dir = write_model_dir(
         args.models_root, args.version, model.state_dict(), card, not args.no_current

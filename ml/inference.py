@@ -41,6 +41,7 @@ WEIGHTS_FILE = "weights.pt"
 THREADS_ENV = "ML_TORCH_THREADS"
 DEFAULT_THREADS = 1
 BATCH_SIZE = 32
+MAX_FORWARD_BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -72,15 +73,23 @@ def tta_views(batch: torch.Tensor) -> list[torch.Tensor]:
     ]
 
 
+def logits_per_view(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """Logits of every TTA view, (views, n, classes); the views go through as one batch,
+    since on a CPU four images cost far less than four calls of one."""
+    views = tta_views(batch)
+    stacked = torch.cat(views).contiguous(memory_format=torch.channels_last)
+    return model(stacked).float().view(len(views), batch.shape[0], -1)
+
+
 def forward_logits(model: torch.nn.Module, batch: torch.Tensor, tta: bool = False) -> torch.Tensor:
-    """Logits for a preprocessed batch, averaged over `tta_views` when `tta`; the one forward
-    path shared by serving and by the export that fits temperature and thresholds."""
-    views = tta_views(batch) if tta else [batch]
-    total = None
-    for view in views:
-        logits = model(view.contiguous(memory_format=torch.channels_last)).float()
-        total = logits if total is None else total + logits
-    return total / len(views)
+    """Logits for a preprocessed batch, averaged over `tta_views` when `tta`: the one forward
+    path of serving, matching what the export fitted temperature and thresholds on. With TTA
+    the images go through a few at a time, so no forward pass exceeds MAX_FORWARD_BATCH
+    images (a 128-image pass needs over a gigabyte of activations)."""
+    if not tta:
+        return model(batch.contiguous(memory_format=torch.channels_last)).float()
+    step = max(1, MAX_FORWARD_BATCH // len(tta_views(batch[:1])))
+    return torch.cat([logits_per_view(model, part).mean(0) for part in batch.split(step)])
 
 
 def _resolve_threads(threads: int | None) -> int:

@@ -7,11 +7,20 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from ml.classes import CLASSES
 from ml.data import read_split
-from ml.inference import CURRENT_FILE, Classifier, ClassifierNotInstalled, Prediction
+from ml.export import write_model_dir
+from ml.inference import (
+    CURRENT_FILE,
+    Classifier,
+    ClassifierNotInstalled,
+    Prediction,
+    forward_logits,
+    tta_views,
+)
 from ml.metrics import balanced_accuracy
 from tests.ml.conftest import TEST_VERSION, lesion_like_image
 
@@ -122,3 +131,31 @@ def test_shipped_model_heatmap_of_a_lesion(shipped_classifier, data_dir):
 
     assert heatmap.size == image.size
     assert np.asarray(heatmap).std() > 0
+
+
+def test_tta_logits_are_the_mean_of_each_view_run_alone(tiny_classifier):
+    model = tiny_classifier.model
+    batch = torch.stack([tiny_classifier.preprocess(lesion_like_image(seed=s)) for s in range(9)])
+
+    with torch.inference_mode():
+        together = forward_logits(model, batch, tta=True)
+        alone = torch.stack([forward_logits(model, view) for view in tta_views(batch)]).mean(0)
+
+    torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-4)
+
+
+def test_tta_is_applied_when_the_card_says_so(models_root, tmp_path):
+    card = json.loads((models_root / TEST_VERSION / "card.json").read_text())
+    weights = torch.load(models_root / TEST_VERSION / "weights.pt", weights_only=True)
+    write_model_dir(tmp_path, "with-tta", weights, card | {"tta": True})
+    plain = Classifier.load(models_root / TEST_VERSION, threads=1)
+    with_tta = Classifier.load(tmp_path / "with-tta", threads=1)
+    image = lesion_like_image()
+
+    with torch.inference_mode():
+        expected = forward_logits(plain.model, plain.preprocess(image)[None], tta=True)
+
+    assert with_tta.tta and not plain.tta
+    assert with_tta.predict(image).probabilities["mel"] == pytest.approx(
+        float(torch.softmax(expected / plain.temperature, 1)[0, 4]), abs=1e-5
+    )

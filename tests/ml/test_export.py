@@ -87,9 +87,28 @@ def test_tta_is_used_only_when_it_clearly_helps(gain, expected):
     )
 
     assert card["tta"] is expected
+    assert card["tta_validation_balanced_accuracy"]["decision"].startswith("auto")
     numbers = card["tta_validation_balanced_accuracy"]
     assert numbers["with"] >= numbers["without"] if expected else True
     assert card["validation"]["melanoma"]["at_threshold"]["moderate"]["sensitivity"] >= 0.95
     assert card["thresholds"]["high"] >= card["thresholds"]["moderate"]
     assert card["validation"]["support"]["mel"] == int((labels == MELANOMA_INDEX).sum())
     json.dumps(card, allow_nan=False)
+
+
+@pytest.mark.parametrize("forced", ["on", "off"])
+def test_tta_can_be_forced_for_a_latency_budget(forced):
+    labels, plain, tta = _synthetic_validation(0.0)
+    checkpoint = {"split_sha256": "x", "epoch": 3, "args": {}}
+
+    card = build_card(
+        checkpoint=checkpoint,
+        config=PreprocessConfig(),
+        labels=labels,
+        plain_logits=plain,
+        tta_logits=tta,
+        tta=forced,
+    )
+
+    assert card["tta"] is (forced == "on")
+    assert "forced" in card["tta_validation_balanced_accuracy"]["decision"]
