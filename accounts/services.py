@@ -15,7 +15,6 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.urls import reverse
 
-from accounts.audit import audit_record
 from accounts.models import Role, User
 from accounts.permissions import require_role, require_same_clinic
 
@@ -60,10 +59,10 @@ def user_create(
         raise ValidationError({"email": "An account with this email address already exists."})
     try:
         with transaction.atomic():
-            user = User.objects.create_user(
-                email=email, password=None, full_name=full_name, clinic=actor.clinic, role=role
-            )
-            audit_record(action="user.create", user=actor, request=request, obj=user, role=role)
+            user = User(email=email, full_name=full_name, clinic=actor.clinic, role=role)
+            user.set_unusable_password()
+            user._audit_request = request  # accounts.signals records who created it
+            user.save()
     except IntegrityError:
         raise ValidationError(
             {"email": "An account with this email address already exists."}
@@ -86,40 +85,29 @@ def user_set_role(
     _require_manageable(actor, user)
     if role not in Role.values:
         raise ValidationError({"role": "Choose a role."})
-    previous = user.role
     user.role = role
     fields = ["role"]
     if full_name is not None:
         user.full_name = full_name
         fields.append("full_name")
-    with transaction.atomic():
-        user.save(update_fields=fields)
-        if previous != role:
-            audit_record(
-                action="user.role_change",
-                user=actor,
-                request=request,
-                obj=user,
-                previous=previous,
-                role=role,
-            )
+    # accounts.signals puts the change of role (with before and after) on the audit trail.
+    user._audit_request = request
+    user.save(update_fields=fields)
     return user
 
 
 def user_deactivate(*, actor: User, user: User, request=None) -> User:
     """Stop an account signing in; its records and audit trail stay."""
     _require_manageable(actor, user)
-    with transaction.atomic():
-        user.is_active = False
-        user.save(update_fields=["is_active"])
-        audit_record(action="user.deactivate", user=actor, request=request, obj=user)
+    user.is_active = False
+    user._audit_request = request  # audited by accounts.signals as a privilege change
+    user.save(update_fields=["is_active"])
     return user
 
 
 def user_reactivate(*, actor: User, user: User, request=None) -> User:
     _require_manageable(actor, user)
-    with transaction.atomic():
-        user.is_active = True
-        user.save(update_fields=["is_active"])
-        audit_record(action="user.reactivate", user=actor, request=request, obj=user)
+    user.is_active = True
+    user._audit_request = request
+    user.save(update_fields=["is_active"])
     return user

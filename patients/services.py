@@ -25,7 +25,9 @@ PATIENT_FIELDS = (
 
 
 def _save(patient: Patient) -> Patient:
-    patient.full_clean(validate_unique=False, validate_constraints=False)
+    # created_by is who registered the patient: empty for imported records or once that user
+    # is gone, never something an edit must supply.
+    patient.full_clean(exclude=["created_by"], validate_unique=False, validate_constraints=False)
     try:
         with transaction.atomic():
             patient.save()
