@@ -166,9 +166,11 @@ class Review(models.Model):
 
     analysis = models.ForeignKey(Analysis, on_delete=models.CASCADE, related_name="reviews")
     version = models.PositiveSmallIntegerField(default=1)
+    # CASCADE only ever runs when the whole analysis goes (a patient's erasure); nothing
+    # deletes a single version.
     supersedes = models.OneToOneField(
         "self",
-        on_delete=models.PROTECT,
+        on_delete=models.CASCADE,
         null=True,
         blank=True,
         related_name="superseded_by",

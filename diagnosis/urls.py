@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from diagnosis import views
 
@@ -13,4 +13,5 @@ urlpatterns: list = [
     path("analyses/<int:analysis_id>/retry/", views.analysis_retry, name="analysis_retry"),
     path("analyses/<int:analysis_id>/heatmap/<str:which>/", views.heatmap_file, name="heatmap"),
     path("images/<int:image_id>/", views.image_file, name="image"),
+    path("", include("diagnosis.review_urls")),
 ]
