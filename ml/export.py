@@ -28,7 +28,7 @@ import os
 import platform
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -60,9 +60,10 @@ MAX_WEIGHTS_MB: float = 25.0
 
 def load_checkpoint(path: Path) -> dict:
     """Read the file in one go before unpickling: training rewrites best.pt whenever
-    validation improves, and a half-read file would fail confusingly later."""
+    validation improves, and a half-read file would fail confusingly later. weights_only:
+    a checkpoint is tensors, numbers and strings, and nothing else should run on load."""
     data = path.read_bytes()
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
 def training_command(args: dict[str, str]) -> str:
@@ -99,7 +100,7 @@ def validation_logits(
     return torch.cat(plain).numpy(), torch.cat(averaged).numpy()
 
 
-def _atomic_write(path: Path, write: callable) -> None:
+def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Write beside the target and rename over it, so the worker never reads half a file."""
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(handle)

@@ -6,12 +6,15 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from ml.classes import MELANOMA_INDEX
-from ml.export import TTA_MIN_GAIN, build_card, training_command, write_model_dir
+from ml.calibration import softmax
+from ml.classes import CLASSES, MELANOMA_INDEX
+from ml.data import Record
+from ml.export import TTA_MIN_GAIN, build_card, training_command, validation_logits, write_model_dir
 from ml.inference import Classifier
 from ml.preprocessing import PreprocessConfig
-from tests.ml.conftest import make_card, random_state_dict
+from tests.ml.conftest import lesion_like_image, make_card, random_state_dict
 
 
 def test_training_command_is_rebuilt_from_checkpoint_args():
@@ -112,3 +115,20 @@ def test_tta_can_be_forced_for_a_latency_budget(forced):
 
     assert card["tta"] is (forced == "on")
     assert "forced" in card["tta_validation_balanced_accuracy"]["decision"]
+
+
+def test_export_sees_validation_images_exactly_as_the_worker_does(tmp_path, tiny_classifier):
+    records = [Record(f"ISIC_{i:07d}", f"HAM_{i}", "mel") for i in range(3)]
+    images = [lesion_like_image((200 + 40 * i, 150), seed=i) for i in range(3)]
+    for record, image in zip(records, images, strict=True):
+        image.save(tmp_path / f"{record.image_id}.jpg", quality=95)
+    served = []
+    for record in records:
+        with Image.open(tmp_path / f"{record.image_id}.jpg") as image:
+            served.append(tiny_classifier.predict(image))
+
+    plain, _ = validation_logits(tiny_classifier.model, records, tmp_path, tiny_classifier.config)
+
+    exported = softmax(plain, tiny_classifier.temperature)
+    for row, prediction in zip(exported, served, strict=True):
+        assert [prediction.probabilities[c] for c in CLASSES] == pytest.approx(row, abs=1e-5)
