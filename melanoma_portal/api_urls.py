@@ -15,6 +15,7 @@ from rest_framework.routers import SimpleRouter
 
 from diagnosis.api import AnalysisViewSet, LesionViewSet, ReviewViewSet
 from patients.api import PatientViewSet
+from reports.api import AnalysisReportPDF
 
 app_name = "api"
 
@@ -25,6 +26,11 @@ router.register("analyses", AnalysisViewSet, basename="analysis")
 router.register("reviews", ReviewViewSet, basename="review")
 
 urlpatterns = [
+    path(
+        "v1/analyses/<int:analysis_id>/report/",
+        AnalysisReportPDF.as_view(),
+        name="analysis-report",
+    ),
     path("v1/", include(router.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
