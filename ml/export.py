@@ -47,7 +47,14 @@ from ml.calibration import (
 )
 from ml.classes import CLASSES, MELANOMA_INDEX
 from ml.data import Record, default_data_dir, read_split, split_checksum
-from ml.inference import CARD_FILE, CURRENT_FILE, MODELS_ROOT, WEIGHTS_FILE, logits_per_view
+from ml.inference import (
+    CARD_FILE,
+    CURRENT_FILE,
+    MODELS_ROOT,
+    TTA_VIEWS,
+    WEIGHTS_FILE,
+    logits_per_view,
+)
 from ml.metrics import balanced_accuracy, multiclass_report, top_label_ece
 from ml.model import ARCHITECTURE
 from ml.preprocessing import PreprocessConfig, to_model_input
@@ -208,7 +215,7 @@ def build_card(
             "high_min_specificity": HIGH_SPECIFICITY,
         },
         "tta": use_tta,
-        "tta_views": ["identity", "hflip", "vflip", "rot180"] if use_tta else ["identity"],
+        "tta_views": list(TTA_VIEWS) if use_tta else ["identity"],
         "tta_validation_balanced_accuracy": {
             "without": round(plain_bacc, 4),
             "with": round(tta_bacc, 4),

@@ -42,6 +42,8 @@ THREADS_ENV = "ML_TORCH_THREADS"
 DEFAULT_THREADS = 1
 BATCH_SIZE = 32
 MAX_FORWARD_BATCH = 32
+# The order of tta_views; the card lists the names of the views a model is served with.
+TTA_VIEWS: tuple[str, ...] = ("identity", "hflip", "vflip", "rot180")
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ def forward_logits(model: torch.nn.Module, batch: torch.Tensor, tta: bool = Fals
     images (a 128-image pass needs over a gigabyte of activations)."""
     if not tta:
         return model(batch.contiguous(memory_format=torch.channels_last)).float()
-    step = max(1, MAX_FORWARD_BATCH // len(tta_views(batch[:1])))
+    step = max(1, MAX_FORWARD_BATCH // len(TTA_VIEWS))
     return torch.cat([logits_per_view(model, part).mean(0) for part in batch.split(step)])
 
 
