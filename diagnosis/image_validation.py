@@ -99,7 +99,10 @@ def clean_image(upload, *, max_bytes: int, max_pixels: int) -> CleanImage:
 
     format_name = image.format
     # Apply the camera's orientation to the pixels before the EXIF that holds it is dropped.
-    rgb = load_rgb(ImageOps.exif_transpose(image))
+    rgb = load_rgb(ImageOps.exif_transpose(image)).copy()
+    # Pillow writes a JPEG comment, EXIF or ICC data found in `info` back out on save; a
+    # polyglot's HTML rides in a comment segment. Nothing of the upload but its pixels stays.
+    rgb.info.clear()
     content_type, extension = ACCEPTED_FORMATS[format_name]
     out = io.BytesIO()
     if format_name == "JPEG":

@@ -24,8 +24,10 @@ BEGIN
     THEN
         RETURN NEW;
     END IF;
-    RAISE EXCEPTION 'Audit events are append-only: % rejected', TG_OP
-        USING ERRCODE = 'insufficient_privilege';
+    -- No '%' placeholder here: the driver would take it for a query parameter.
+    RAISE EXCEPTION USING
+        MESSAGE = 'Audit events are append-only: ' || TG_OP || ' rejected',
+        ERRCODE = 'insufficient_privilege';
 END;
 $$ LANGUAGE plpgsql;
 

@@ -1,0 +1,69 @@
+"""Views for patients' rights: download a patient's data, erase a patient (patients.rights)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from accounts.permissions import require_role
+from patients import rights
+from patients.selectors import patient_get
+
+
+class EraseForm(forms.Form):
+    confirm_mrn = forms.CharField(
+        label="Type the patient's MRN to confirm", max_length=64, strip=True
+    )
+    reason = forms.CharField(
+        label="Reason (for the audit trail; no health data)",
+        max_length=200,
+        required=False,
+    )
+
+
+@login_required
+@require_GET
+def patient_export(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = patient_get(user=request.user, patient_id=patient_id)
+    content = rights.patient_export(actor=request.user, patient=patient, request=request)
+    response = HttpResponse(content, content_type="application/json; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{rights.export_filename(patient)}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def patient_erase(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = patient_get(user=request.user, patient_id=patient_id)
+    # Only clinic admins see the form; the service checks again.
+    require_role(request.user, *rights.ERASE_ROLES)
+    form = EraseForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            rights.patient_erase(
+                actor=request.user,
+                patient=patient,
+                confirm_mrn=form.cleaned_data["confirm_mrn"],
+                reason=form.cleaned_data["reason"],
+                request=request,
+            )
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                for error in errors:
+                    form.add_error(field if field in form.fields else None, error)
+        else:
+            messages.success(request, "The patient and all their records were erased.")
+            return redirect("patients:list")
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request,
+        "patients/patient_erase.html",
+        {"patient": patient, "form": form},
+        status=status,
+    )
