@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ml.preprocessing import load_rgb
+from ml.imaging import load_rgb
 
 ACCEPTED_FORMATS = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png")}
 THUMBNAIL_SIZE = (256, 256)

@@ -15,6 +15,8 @@ from PIL import Image
 from torchvision.transforms import v2
 from torchvision.transforms.functional import InterpolationMode
 
+from ml.imaging import load_rgb
+
 # The ImageNet weights of EfficientNet-Lite were trained on inputs scaled to [-1, 1].
 MEAN: tuple[float, float, float] = (0.5, 0.5, 0.5)
 STD: tuple[float, float, float] = (0.5, 0.5, 0.5)
@@ -43,20 +45,6 @@ class PreprocessConfig:
             "mean": list(self.mean),
             "std": list(self.std),
         }
-
-
-def load_rgb(image: Image.Image) -> Image.Image:
-    """RGB view of any decoded image (greyscale, CMYK, 16-bit, palette, alpha)."""
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit greyscale: scale to 8 bits rather than letting Pillow clip at 255.
-        image = image.point(lambda value: value / 256).convert("L")
-    if image.mode in ("RGBA", "LA", "P"):
-        image = image.convert("RGBA")
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, image)
-    return image.convert("RGB")
 
 
 def _to_tensor(config: PreprocessConfig) -> v2.Compose:
