@@ -67,6 +67,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "api:analysis-list": EVERYONE,
     "api:analysis-detail": EVERYONE,
     "api:analysis-fhir": EVERYONE,
+    "api:analysis-report": EVERYONE,
     "api:review-list": EVERYONE,
     "api:review-detail": EVERYONE,
 }
