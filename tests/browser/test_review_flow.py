@@ -1,0 +1,121 @@
+"""A doctor logs in, opens a high-risk result from the worklist, signs a review and downloads
+the PDF report: the whole path through a real browser (headless Chromium) and live server."""
+
+from __future__ import annotations
+
+import io
+import shutil
+
+import pypdf
+import pytest
+import requests
+from django.test import testcases
+from django.urls import reverse
+
+from diagnosis.models import Review
+from tests import factories
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+# The portal's MEDIA_URL is None (images are never served by URL); Django's live server builds a
+# media handler from it and fails on every request. Same patch as tests/api/conftest.py, applied
+# at import so it holds whichever test starts the session's live server.
+testcases._MediaFilesHandler.get_base_url = lambda self: "/__media-is-never-served-by-url__/"
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+@pytest.fixture
+def browser():
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        pytest.skip("headless Chromium is not installed (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,1000",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(5)
+    yield driver
+    driver.quit()
+
+
+def _log_in(browser, live_server, email: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(live_server.url + "/accounts/login/")
+    browser.find_element(By.NAME, "login").send_keys(email)
+    browser.find_element(By.NAME, "password").send_keys(factories.PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    WebDriverWait(browser, 10).until(
+        expected_conditions.none_of(expected_conditions.url_contains("/accounts/login/"))
+    )
+
+
+def test_doctor_signs_a_review_and_downloads_the_pdf(browser, live_server, transactional_db):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    clinic = factories.ClinicFactory(name="Vienna Skin Clinic")
+    doctor = factories.DoctorFactory(
+        clinic=clinic, email="eva.gruber@vienna.example", full_name="Dr Eva Gruber"
+    )
+    patient = factories.PatientFactory(clinic=clinic, first_name="Anna", last_name="Huber")
+    lesion = factories.LesionFactory(patient=patient)
+    analysis = factories.DoneAnalysisFactory(image=factories.DermoscopicImageFactory(lesion=lesion))
+
+    _log_in(browser, live_server, doctor.email)
+
+    # The worklist lists the high-risk result; the doctor opens it.
+    browser.get(live_server.url + reverse("diagnosis:worklist"))
+    review_url = reverse("diagnosis:review_edit", args=[analysis.pk])
+    browser.find_element(By.CSS_SELECTOR, f'a[href="{review_url}"]').click()
+    assert "Anna Huber" in browser.page_source
+
+    # Signing without choosing the management is refused, and what was typed stays.
+    browser.find_element(By.CSS_SELECTOR, 'input[name="agrees_with_ai"][value="yes"]').click()
+    Select(browser.find_element(By.NAME, "diagnosis")).select_by_value("mel")
+    browser.find_element(By.NAME, "notes").send_keys("Blue-white veil, atypical network.")
+    browser.find_element(By.ID, "sign-review").click()
+    assert "Choose the management." in browser.page_source
+    assert browser.find_element(By.NAME, "notes").get_attribute("value") == (
+        "Blue-white veil, atypical network."
+    )
+    assert not Review.objects.exists()
+
+    browser.find_element(By.CSS_SELECTOR, 'input[name="management"][value="excise"]').click()
+    browser.find_element(By.ID, "sign-review").click()
+    assert "Review signed." in browser.page_source
+    assert "Signed by" in browser.find_element(By.ID, "review-signed").text
+    review = Review.objects.get()
+    assert review.is_signed and review.signed_by_id == doctor.pk
+
+    # Download the PDF with the browser's own session.
+    pdf_url = browser.find_element(By.ID, "download-pdf").get_attribute("href")
+    cookies = {cookie["name"]: cookie["value"] for cookie in browser.get_cookies()}
+    response = requests.get(pdf_url, cookies=cookies, timeout=30)
+    assert response.status_code == 200
+    assert response.content.startswith(b"%PDF")
+    text = " ".join(
+        " ".join(
+            page.extract_text() for page in pypdf.PdfReader(io.BytesIO(response.content)).pages
+        ).split()
+    )
+    assert "Electronically signed by Dr Eva Gruber" in text
+    assert "NOT REVIEWED" not in text
+    assert patient.mrn in text
