@@ -7,6 +7,8 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         # Importing the module connects its receivers (log-in, log-out, role changes).
-        from accounts import signals
+        from accounts import fault_hooks, signals
 
         signals._connect_mfa_signals()
+        # A no-op unless test settings set ANALYSIS_TEST_PAUSE_S (worker fault tests).
+        fault_hooks.install()

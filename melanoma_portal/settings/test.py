@@ -1,5 +1,7 @@
 """Test runs: fast password hashing and in-memory email; services still come from the env."""
 
+import os
+
 from melanoma_portal.settings.base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -8,3 +10,6 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # tests/accounts switch them back on with pytest-django's `settings` fixture.
 MFA_REQUIRED_ROLES: list[str] = []
 ACCOUNT_RATE_LIMITS = False
+# Worker fault tests: a worker started with this > 0 pauses after claiming an analysis, so the
+# test can kill it mid-task (accounts/fault_hooks.py). Never read outside test settings.
+ANALYSIS_TEST_PAUSE_S = float(os.environ.get("ANALYSIS_TEST_PAUSE_S", "0"))
