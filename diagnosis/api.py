@@ -34,6 +34,7 @@ from diagnosis.models import (
 )
 from diagnosis.selectors import analysis_get, analysis_list, lesion_get, lesion_list, queue_position
 from diagnosis.services import image_upload, lesion_create
+from melanoma_portal.api_errors import error_body, parse_id
 from ml.classes import CLASS_NAMES
 from patients.selectors import patient_get
 
@@ -89,7 +90,7 @@ class UploadAccepted(serializers.Serializer):
 class LesionViewSet(viewsets.GenericViewSet):
     """A patient's lesions: list (filter by ?patient=), create, retrieve, upload an image."""
 
-    lookup_value_regex = r"[0-9]+"
+    lookup_value_regex = r"[^/]+"  # checked by parse_id: bad ids get a JSON 404
     queryset = Lesion.objects.none()  # schema only; reads go through diagnosis.selectors
     serializer_class = LesionOutput
 
@@ -114,7 +115,7 @@ class LesionViewSet(viewsets.GenericViewSet):
 
     @extend_schema(summary="One lesion", responses=LesionOutput)
     def retrieve(self, request: Request, pk: str) -> Response:
-        lesion = lesion_get(user=request.user, lesion_id=int(pk))
+        lesion = lesion_get(user=request.user, lesion_id=parse_id(pk, "lesion"))
         audit_record(action="lesion.view", request=request, obj=lesion)
         return Response(LesionOutput(lesion).data)
 
@@ -142,7 +143,7 @@ class LesionViewSet(viewsets.GenericViewSet):
         parser_classes=[MultiPartParser, FormParser],
     )
     def images(self, request: Request, pk: str) -> Response:
-        lesion = lesion_get(user=request.user, lesion_id=int(pk))
+        lesion = lesion_get(user=request.user, lesion_id=parse_id(pk, "lesion"))
         data = ImageUploadInput(data=request.data)
         data.is_valid(raise_exception=True)
         analysis = image_upload(
@@ -253,7 +254,7 @@ class PDFRenderer(JSONRenderer):
 class AnalysisViewSet(viewsets.GenericViewSet):
     """Analyses of the clinic's images: poll the status; when done, read the result."""
 
-    lookup_value_regex = r"[0-9]+"
+    lookup_value_regex = r"[^/]+"  # checked by parse_id: bad ids get a JSON 404
     queryset = Analysis.objects.none()  # schema only; reads go through diagnosis.selectors
     serializer_class = AnalysisOutput
 
@@ -292,7 +293,7 @@ class AnalysisViewSet(viewsets.GenericViewSet):
         responses=AnalysisDetailOutput,
     )
     def retrieve(self, request: Request, pk: str) -> Response:
-        analysis = analysis_get(user=request.user, analysis_id=int(pk))
+        analysis = analysis_get(user=request.user, analysis_id=parse_id(pk, "analysis"))
         audit_record(action="analysis.view", request=request, obj=analysis)
         return Response(AnalysisDetailOutput(analysis, context={"request": request}).data)
 
@@ -309,7 +310,7 @@ class AnalysisViewSet(viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["get"], url_path="fhir", renderer_classes=[FHIRJSONRenderer])
     def fhir(self, request: Request, pk: str) -> Response:
-        analysis = analysis_get(user=request.user, analysis_id=int(pk))
+        analysis = analysis_get(user=request.user, analysis_id=parse_id(pk, "analysis"))
         if analysis.status != AnalysisStatus.DONE:
             return _not_done(analysis, "FHIR export")
         bundle = fhir.analysis_bundle(analysis=analysis, base_url=request.build_absolute_uri("/"))
@@ -318,8 +319,6 @@ class AnalysisViewSet(viewsets.GenericViewSet):
 
 
 def _not_done(analysis: Analysis, what: str) -> Response:
-    from melanoma_portal.api_errors import error_body
-
     message = (
         f"The analysis is {analysis.get_status_display().lower()}; the {what} is available "
         "once its status is done."
@@ -390,7 +389,7 @@ def _superseded(reviews: list[Review]) -> set[int]:
 class ReviewViewSet(viewsets.GenericViewSet):
     """Doctors' signed reviews of analyses, every version, newest first."""
 
-    lookup_value_regex = r"[0-9]+"
+    lookup_value_regex = r"[^/]+"  # checked by parse_id: bad ids get a JSON 404
     queryset = Review.objects.none()  # schema only
     serializer_class = ReviewOutput
 
@@ -424,7 +423,7 @@ class ReviewViewSet(viewsets.GenericViewSet):
 
     @extend_schema(summary="One signed review", responses=ReviewOutput)
     def retrieve(self, request: Request, pk: str) -> Response:
-        review = signed_reviews(user=request.user).filter(pk=int(pk)).first()
+        review = signed_reviews(user=request.user).filter(pk=parse_id(pk, "review")).first()
         if review is None:
             raise exceptions.NotFound("No such review.")
         audit_record(action="review.view", request=request, obj=review)

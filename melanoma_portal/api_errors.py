@@ -198,3 +198,15 @@ def document_error_responses(result: dict, generator, request, public) -> dict:
                     },
                 )
     return result
+
+
+# Ids are PostgreSQL bigints; a larger number cannot name a row.
+_MAX_ID = 2**63 - 1
+
+
+def parse_id(value: str, what: str) -> int:
+    """A record id from the URL. The API's routes accept any path segment so that a malformed
+    id gets the same JSON 404 as a missing record, instead of Django's HTML 'page not found'."""
+    if not value.isascii() or not value.isdigit() or not 0 < int(value) <= _MAX_ID:
+        raise exceptions.NotFound(f"No such {what}.")
+    return int(value)

@@ -27,7 +27,7 @@ router.register("reviews", ReviewViewSet, basename="review")
 
 urlpatterns = [
     path(
-        "v1/analyses/<int:analysis_id>/report/",
+        "v1/analyses/<str:analysis_id>/report/",
         AnalysisReportPDF.as_view(),
         name="analysis-report",
     ),

@@ -11,12 +11,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.audit import audit_record
+from melanoma_portal.api_errors import parse_id
 from patients.models import FitzpatrickType, Patient, Sex
 from patients.selectors import patient_get, patient_list
 from patients.services import PATIENT_FIELDS, patient_create, patient_update
 
 
 class PatientOutput(serializers.ModelSerializer):
+    # Blank when unknown: a plain string, so the schema does not promise a valid address.
+    email = serializers.CharField(read_only=True)
+
     class Meta:
         model = Patient
         fields = ("id", *PATIENT_FIELDS, "created_at", "updated_at")
@@ -74,7 +78,7 @@ class PatientSearch(serializers.Serializer):
 class PatientViewSet(viewsets.GenericViewSet):
     """Patients of the caller's clinic; another clinic's patient is a 404, as if absent."""
 
-    lookup_value_regex = r"[0-9]+"
+    lookup_value_regex = r"[^/]+"  # checked by parse_id: bad ids get a JSON 404
     # For the schema only (types of the id); every read goes through patients.selectors.
     queryset = Patient.objects.none()
     serializer_class = PatientOutput
@@ -89,7 +93,7 @@ class PatientViewSet(viewsets.GenericViewSet):
         return self.get_paginated_response(PatientOutput(page, many=True).data)
 
     def retrieve(self, request: Request, pk: str) -> Response:
-        patient = patient_get(user=request.user, patient_id=int(pk))
+        patient = patient_get(user=request.user, patient_id=parse_id(pk, "patient"))
         audit_record(action="patient.view", request=request, obj=patient)
         return Response(PatientOutput(patient).data)
 
@@ -107,7 +111,7 @@ class PatientViewSet(viewsets.GenericViewSet):
         return self._update(request, pk, partial=True)
 
     def _update(self, request: Request, pk: str, *, partial: bool) -> Response:
-        patient = patient_get(user=request.user, patient_id=int(pk))
+        patient = patient_get(user=request.user, patient_id=parse_id(pk, "patient"))
         data = PatientInput(data=request.data, partial=partial)
         data.is_valid(raise_exception=True)
         patient = patient_update(actor=request.user, patient=patient, **data.validated_data)

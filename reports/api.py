@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from accounts.audit import audit_record
 from diagnosis.selectors import analysis_get
-from melanoma_portal.api_errors import error_body
+from melanoma_portal.api_errors import error_body, parse_id
 from reports import services
 
 
@@ -36,8 +36,8 @@ class AnalysisReportPDF(APIView):
             ),
         },
     )
-    def get(self, request: Request, analysis_id: int) -> HttpResponse | Response:
-        analysis = analysis_get(user=request.user, analysis_id=analysis_id)
+    def get(self, request: Request, analysis_id: str) -> HttpResponse | Response:
+        analysis = analysis_get(user=request.user, analysis_id=parse_id(analysis_id, "analysis"))
         try:
             pdf = services.render_analysis_pdf(user=request.user, analysis=analysis)
         except services.ReportUnavailable as unavailable:

@@ -83,3 +83,11 @@ def test_staff_of_no_clinic_sees_nothing(db):
     )
     assert response.status_code == 403
     assert response.json()["message"] == "Only members of a clinic can do this."
+
+
+@pytest.mark.parametrize("bad_id", ["abc", "0", "-1", "1.5", "٣", "99999999999999999999999"])
+def test_malformed_id_is_json_404_not_an_html_page(api, bad_id):
+    response = api.get(f"/api/v1/analyses/{bad_id}/")
+
+    assert response.status_code == 404
+    assert response.json()["message"] == "No such analysis."
