@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""A small example client of the Melanoma Portal REST API (needs only `requests`).
+
+It signs in with an API token (a clinic admin issues one under /clinic/api-tokens/), uploads a
+dermoscopic image to a lesion, polls the analysis until it is done or failed, and prints it.
+
+    export PORTAL_API_TOKEN=...             # or --token
+    python docs/api-client.py --base-url https://portal.example --lesion 12 photo.jpg
+
+Exit status: 0 when the analysis is done, 2 when it failed (the reason is printed), 1 for any
+other error (bad token, rejected upload, timeout), with the API's message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+FINAL = {"done", "failed"}
+
+
+class ApiError(Exception):
+    pass
+
+
+def _check(response: requests.Response) -> dict:
+    """The JSON body, or ApiError with the API's own message (it is written for people)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if response.status_code >= 400:
+        message = body.get("message") or response.text[:200] or response.reason
+        raise ApiError(f"HTTP {response.status_code}: {message}")
+    return body
+
+
+def whoami(session: requests.Session, base_url: str) -> None:
+    """Check the token before uploading: a bad one fails here with a clear message."""
+    _check(session.get(f"{base_url}/api/v1/analyses/", timeout=30))
+
+
+def upload(session: requests.Session, base_url: str, lesion: int, image: Path) -> dict:
+    with image.open("rb") as handle:
+        response = session.post(
+            f"{base_url}/api/v1/lesions/{lesion}/images/",
+            files={"file": (image.name, handle)},
+            timeout=120,
+        )
+    body = _check(response)
+    if response.status_code != 202:
+        raise ApiError(f"expected 202 Accepted, got {response.status_code}")
+    return body
+
+
+def wait(session: requests.Session, status_url: str, *, timeout: float, interval: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        analysis = _check(session.get(status_url, timeout=30))
+        if analysis["status"] in FINAL:
+            return analysis
+        if time.monotonic() > deadline:
+            raise ApiError(f"no result after {timeout:.0f}s (status: {analysis['status']})")
+        time.sleep(interval)
+
+
+def describe(analysis: dict) -> str:
+    lines = [f"Analysis {analysis['id']}: {analysis['status']}"]
+    if analysis["status"] == "failed":
+        lines.append(f"Reason: {analysis['failure_reason']}")
+        return "\n".join(lines)
+    result = analysis["result"]
+    lines += [
+        f"Top class: {result['top_class_name']} ({result['top_class']})",
+        f"Melanoma probability: {result['melanoma_probability']:.1%}",
+        f"Risk tier: {result['risk_tier']}",
+        f"Model version: {result['model_version']}",
+        "Probabilities:",
+    ]
+    ranked = sorted(result["probabilities"].items(), key=lambda item: -item[1])
+    for code, probability in ranked:
+        name = result["class_names"].get(code, code)
+        lines.append(f"  {name:<40} {probability:6.1%}")
+    lines.append(analysis["disclaimer"])
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("image", type=Path, help="a JPEG or PNG dermoscopic image")
+    parser.add_argument("--lesion", type=int, required=True, help="the lesion's id")
+    parser.add_argument("--base-url", default=os.environ.get("PORTAL_URL", "http://localhost:8000"))
+    parser.add_argument("--token", default=os.environ.get("PORTAL_API_TOKEN"))
+    parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for a result")
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
+    args = parser.parse_args(argv)
+    if not args.token:
+        parser.error("no token: pass --token or set PORTAL_API_TOKEN")
+    base_url = args.base_url.rstrip("/")
+    session = requests.Session()
+    session.headers["Authorization"] = f"Token {args.token}"
+    try:
+        whoami(session, base_url)
+        started = time.monotonic()
+        accepted = upload(session, base_url, args.lesion, args.image)
+        print(f"Uploaded; analysis {accepted['analysis_id']} is {accepted['status']}.", flush=True)
+        analysis = wait(
+            session, accepted["status_url"], timeout=args.timeout, interval=args.interval
+        )
+    except (ApiError, requests.RequestException, OSError) as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
+    print(describe(analysis))
+    print(f"Upload to result: {time.monotonic() - started:.2f}s")
+    return 0 if analysis["status"] == "done" else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
