@@ -1,0 +1,116 @@
+"""A member of staff's whole path in headless Chromium, with a real worker and the real model:
+log in, register a patient, record a lesion, upload an image, wait, read the result."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests import factories
+from tests.worker import celery_worker, require_shared_services
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+SAMPLE = Path(settings.BASE_DIR) / "samples" / "mel_ISIC_0024554.jpg"
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1280,1600",
+]
+
+
+@pytest.fixture
+def browser():
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install -y ...)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(5)
+    yield driver
+    driver.quit()
+
+
+def test_staff_uploads_an_image_and_reads_the_result(live_server, browser):
+    require_shared_services()
+    if not (Path(settings.ML_MODELS_ROOT) / "CURRENT").exists():
+        pytest.skip(f"no trained model installed: {settings.ML_MODELS_ROOT}/CURRENT is missing")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    staff = factories.UserFactory(
+        clinic=factories.ClinicFactory(name="Browser Clinic"), email="nurse@browser.example"
+    )
+    find = browser.find_element
+
+    with celery_worker(purge=True) as worker:
+        # Log in with email and password.
+        browser.get(live_server.url + "/")
+        find(By.NAME, "login").send_keys(staff.email)
+        find(By.NAME, "password").send_keys(factories.PASSWORD)
+        find(By.CSS_SELECTOR, "form button[type=submit]").click()
+        WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.ID, "count-patients")))
+
+        # Register a patient.
+        find(By.LINK_TEXT, "Patients").click()
+        find(By.LINK_TEXT, "New patient").click()
+        find(By.NAME, "mrn").send_keys("E2E-0001")
+        find(By.NAME, "first_name").send_keys("Erika")
+        find(By.NAME, "last_name").send_keys("Mustermann")
+        browser.execute_script("arguments[0].value = '1968-02-29'", find(By.NAME, "date_of_birth"))
+        Select(find(By.NAME, "sex")).select_by_visible_text("Female")
+        Select(find(By.NAME, "fitzpatrick_skin_type")).select_by_visible_text("II")
+        find(By.XPATH, "//button[text()='Save patient']").click()
+        assert "Erika Mustermann" in find(By.TAG_NAME, "h1").text
+
+        # Record a lesion; the upload form opens with it chosen.
+        find(By.LINK_TEXT, "Record a lesion").click()
+        Select(find(By.NAME, "anatomic_site")).select_by_visible_text("Face")
+        find(By.NAME, "label").send_keys("left temple")
+        find(By.XPATH, "//button[text()='Save lesion']").click()
+        assert Select(find(By.NAME, "lesion")).first_selected_option.text == "Face - left temple"
+
+        # Upload the image and wait for the page to show the result by itself.
+        find(By.NAME, "image").send_keys(str(SAMPLE))
+        find(By.ID, "upload-button").click()
+        WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.ID, "analysis-result")))
+        try:
+            WebDriverWait(browser, 180).until(
+                lambda driver: (
+                    driver.find_elements(By.ID, "top-class")
+                    or driver.find_elements(By.ID, "failure-reason")
+                )
+            )
+        except Exception:
+            pytest.fail(f"no result in the page; worker log:\n{worker.log()[-3000:]}")
+
+    assert not browser.find_elements(By.ID, "failure-reason"), find(By.ID, "failure-reason").text
+    rows = browser.find_elements(By.CSS_SELECTOR, "table.probabilities tbody tr")
+    assert len(rows) == 7
+    page = find(By.TAG_NAME, "body").text
+    for name in ("Melanoma", "Melanocytic nevus", "Basal cell carcinoma", "Vascular lesion"):
+        assert name in page
+    assert "AI-assisted assessment, not a diagnosis. Consult a dermatologist." in page
+    assert "%" in find(By.ID, "melanoma-probability").text
+    assert find(By.ID, "risk-tier").text in ("Low", "Moderate", "High")
+    # The image is shown through the permission-checked view, and it loaded.
+    image = find(By.CSS_SELECTOR, "img.lesion-image")
+    assert "/images/" in image.get_attribute("src")
+    assert browser.execute_script("return arguments[0].naturalWidth", image) > 0
