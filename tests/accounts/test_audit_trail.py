@@ -156,3 +156,16 @@ def test_history_panel_lists_an_analysis_events_for_admins_only(
     events = list(history_for(analysis, user=clinic_admin))
     assert [e.action for e in events] == ["image.upload", "analysis.view", "review.sign"]
     assert list(history_for(analysis, user=doctor)) == []
+
+
+def test_analysis_page_shows_the_history_to_admins_and_not_to_staff(
+    client, clinic_admin, staff
+):
+    analysis = factories.DoneAnalysisFactory(image__lesion__patient__clinic=staff.clinic)
+    audit_record(action="image.upload", user=staff, obj=analysis.image)
+    url = reverse("diagnosis:analysis", args=[analysis.pk])
+    client.force_login(clinic_admin)
+    page = client.get(url).content.decode()
+    assert "audit-history" in page and "image.upload" in page and staff.email in page
+    client.force_login(staff)
+    assert "audit-history" not in client.get(url).content.decode()
