@@ -224,6 +224,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(VAR_DIR / "celery-processed"),
         "control_folder": str(VAR_DIR / "celery-control"),
         "store_processed": False,
+        # kombu polls the folder once a second by default: a second of pure waiting per upload.
+        "polling_interval": float(os.environ.get("CELERY_FILESYSTEM_POLL_S", "0.2")),
     }
     # kombu's filesystem transport fails on a missing folder; a fresh clone has none yet.
     for _folder in (CELERY_BROKER_FOLDER, VAR_DIR / "celery-processed", VAR_DIR / "celery-results"):
