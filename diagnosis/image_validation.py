@@ -12,7 +12,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from ml.imaging import load_rgb
 
@@ -59,6 +59,9 @@ def clean_image(upload, *, max_bytes: int, max_pixels: int) -> CleanImage:
     data = _read_all(upload, max_bytes)
     if not data:
         raise ImageRejected("The file is empty (0 bytes).")
+    # WeasyPrint turns Pillow's process-wide LOAD_TRUNCATED_IMAGES on when it is imported; a
+    # damaged upload must still be refused once a report has been rendered in this process.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     previous_limit = Image.MAX_IMAGE_PIXELS
     try:
         Image.MAX_IMAGE_PIXELS = max_pixels
@@ -75,6 +78,12 @@ def clean_image(upload, *, max_bytes: int, max_pixels: int) -> CleanImage:
                 raise ImageRejected(
                     "This file is not a JPEG or PNG image (its contents are not an image, "
                     "whatever its name says)."
+                ) from exc
+            except (OSError, SyntaxError, ValueError) as exc:
+                # Cut inside its header: Pillow knows the format but cannot read the size.
+                raise ImageRejected(
+                    "The image is damaged or incomplete (its header could not be read); "
+                    "please upload the file again."
                 ) from exc
             if image.format not in ACCEPTED_FORMATS:
                 raise ImageRejected(

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from django.test import testcases
 
 from tests import factories
+
+# Django's live server wraps the site in a media-files handler built from settings.MEDIA_URL,
+# which the portal sets to None (patient images are never served by URL); urlparse(None) gives
+# bytes and every live-server request then fails with a TypeError. Point that handler at a path
+# nothing uses. Patched at import, before any live_server starts in this test session.
+testcases._MediaFilesHandler.get_base_url = lambda self: "/__media-is-never-served-by-url__/"
 
 
 @pytest.fixture(autouse=True)
