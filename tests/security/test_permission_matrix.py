@@ -259,3 +259,61 @@ def test_public_urls_hold_no_patient_data(client, worlds, name: str):
     assert response.status_code == 200
     body = response.content.decode("utf-8", "replace")
     assert own.patient.last_name not in body and own.patient.mrn not in body
+
+
+# Pages that read or change no patient data of their own, or only what another audited page
+# already recorded; every other allowed request must leave an AuditEvent.
+NOT_AUDITED = {
+    "diagnosis:dashboard": "clinic-wide counts, no patient named",
+    "diagnosis:analysis_status": "polled every few seconds by the audited result page",
+    "diagnosis:heatmap": "an image within the audited result page",
+    "diagnosis:worklist": "a list of the clinic's own cases; the case pages are audited",
+    "patients:create": "an empty form; the create itself is audited",
+    "diagnosis:upload": "an empty form; the upload itself is audited",
+    "diagnosis:lesion_create": "an empty form; the create itself is audited",
+    "accounts:user_list": "staff accounts, no patient data",
+    "accounts:user_create": "staff accounts, no patient data",
+    "accounts:user_edit": "staff accounts, no patient data",
+    "accounts:user_deactivate": "staff accounts; role changes are audited by signal",
+    "accounts:user_reactivate": "staff accounts; role changes are audited by signal",
+    "accounts:user_resend": "staff accounts, no patient data",
+    "api_tokens:list": "API keys, no patient data",
+    "api_tokens:issue": "API keys, no patient data",
+    "api_tokens:revoke": "API keys, no patient data",
+    "patient_rights:erase": "the confirmation form; the erasure itself is audited",
+    "api:lesion-images": "an upload endpoint: the empty request is refused, nothing is read",
+    "diagnosis:analysis_retry": "a no-op for a finished analysis; a real retry is audited",
+}
+# Known gaps, reported to the owner of the review and histopathology pages. strict: once a view
+# audits, the test passes, xfail turns into a failure, and the entry must go.
+AUDIT_GAPS = {
+    "diagnosis:histopathology_edit": "shows a lesion's histopathology without an audit event",
+    "diagnosis:histopathology_agreement": "shows AI/histopathology agreement unaudited",
+    "diagnosis:review_amend": "shows the signed review for amendment unaudited",
+}
+
+AUDIT_CASES = [
+    pytest.param(
+        route,
+        id=route.name,
+        marks=[pytest.mark.xfail(reason=AUDIT_GAPS[route.name], strict=True)]
+        if route.name in AUDIT_GAPS
+        else [],
+    )
+    for route in MATRIX_ROUTES
+    if route.name not in NOT_AUDITED and ACCESS.get(route.name)
+]
+
+
+@pytest.mark.parametrize("route", AUDIT_CASES)
+def test_every_access_to_patient_data_is_audited(client, worlds, route: Route):
+    from accounts.models import AuditEvent
+
+    own, _ = worlds
+    role = sorted(ACCESS[route.name])[0]
+    client.force_login(own.users[role])
+    before = AuditEvent.objects.exclude(action__startswith="login").count()
+    response = _request(client, reverse(route.name, kwargs=own.kwargs_for(route)))
+    assert response.status_code < 500
+    after = AuditEvent.objects.exclude(action__startswith="login").count()
+    assert after > before, f"{route.name} read patient data without an audit event"
