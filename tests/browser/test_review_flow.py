@@ -67,6 +67,16 @@ def _log_in(browser, live_server, email: str) -> None:
     )
 
 
+def _click_and_wait_for_next_page(browser, element) -> None:
+    """Submit, then wait until the old page is gone: reading page_source straight after a click
+    can still see the page that was submitted."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    element.click()
+    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(element))
+
+
 def test_doctor_signs_a_review_and_downloads_the_pdf(browser, live_server, transactional_db):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -91,7 +101,7 @@ def test_doctor_signs_a_review_and_downloads_the_pdf(browser, live_server, trans
     browser.find_element(By.CSS_SELECTOR, 'input[name="agrees_with_ai"][value="yes"]').click()
     Select(browser.find_element(By.NAME, "diagnosis")).select_by_value("mel")
     browser.find_element(By.NAME, "notes").send_keys("Blue-white veil, atypical network.")
-    browser.find_element(By.ID, "sign-review").click()
+    _click_and_wait_for_next_page(browser, browser.find_element(By.ID, "sign-review"))
     assert "Choose the management." in browser.page_source
     assert browser.find_element(By.NAME, "notes").get_attribute("value") == (
         "Blue-white veil, atypical network."
@@ -99,7 +109,7 @@ def test_doctor_signs_a_review_and_downloads_the_pdf(browser, live_server, trans
     assert not Review.objects.exists()
 
     browser.find_element(By.CSS_SELECTOR, 'input[name="management"][value="excise"]').click()
-    browser.find_element(By.ID, "sign-review").click()
+    _click_and_wait_for_next_page(browser, browser.find_element(By.ID, "sign-review"))
     assert "Review signed." in browser.page_source
     assert "Signed by" in browser.find_element(By.ID, "review-signed").text
     review = Review.objects.get()
