@@ -100,6 +100,8 @@ def review_amend(request: HttpRequest, analysis_id: int) -> HttpResponse:
         messages.info(request, "There is no signed review to amend; edit the draft instead.")
         return redirect("diagnosis:review_edit", analysis_id=analysis.pk)
     form = ReviewAmendForm(request.POST or None, initial=ReviewForm.initial_from(current))
+    if request.method == "GET":
+        audit_record(action="analysis.view", request=request, obj=analysis, page="amend")
     if request.method == "POST" and form.is_valid():
         sign = request.POST.get("action") == "sign"
         try:
@@ -145,8 +147,14 @@ def histopathology_edit(request: HttpRequest, lesion_id: int) -> HttpResponse:
         else:
             messages.success(request, "Histology result recorded.")
             return redirect("diagnosis:histopathology_edit", lesion_id=lesion.pk)
-    if request.method == "GET" and result is not None:
-        audit_record(action="histopathology.view", request=request, obj=result)
+    if request.method == "GET":
+        # The page names the patient and shows any recorded result: a read of patient data.
+        audit_record(
+            action="histopathology.view",
+            request=request,
+            obj=result if result is not None else lesion,
+            patient_id=lesion.patient_id,
+        )
     context = {"form": form, "lesion": lesion, "patient": lesion.patient, "result": result}
     return render(
         request, "diagnosis/histopathology_form.html", context, status=400 if form.errors else 200
@@ -156,7 +164,8 @@ def histopathology_edit(request: HttpRequest, lesion_id: int) -> HttpResponse:
 @clinic_role_required(Role.DOCTOR, Role.ADMIN)
 def histopathology_agreement(request: HttpRequest) -> HttpResponse:
     """How the AI and the clinic's doctors agree with histology on the clinic's own cases.
-    Counts only, no patient named: nothing here needs an audit event."""
+    Counts only, no patient named; audited all the same, as it is derived from patient data."""
     cases = review_selectors.histology_cases(user=request.user)
     summary = review_selectors.agreement_summary(cases)
+    audit_record(action="histopathology.agreement_view", request=request, cases=summary.cases)
     return render(request, "diagnosis/histopathology_agreement.html", {"summary": summary})
