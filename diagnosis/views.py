@@ -142,9 +142,11 @@ def analysis_status(request: HttpRequest, analysis_id: int) -> JsonResponse:
 @require_POST
 def analysis_retry(request: HttpRequest, analysis_id: int) -> HttpResponse:
     analysis = selectors.analysis_get(user=request.user, analysis_id=analysis_id)
-    if analysis.status == AnalysisStatus.FAILED:
+    requeued = analysis.status == AnalysisStatus.FAILED
+    # Audited either way: the request named (and the answer revealed) this patient's analysis.
+    audit_record(action="analysis.retry", request=request, obj=analysis, requeued=requeued)
+    if requeued:
         services.analysis_retry(actor=request.user, analysis=analysis)
-        audit_record(action="analysis.retry", request=request, obj=analysis)
         messages.success(request, "The analysis is queued again.")
     else:
         messages.info(request, f"The analysis is {analysis.get_status_display().lower()}.")

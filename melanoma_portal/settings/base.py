@@ -228,7 +228,12 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "polling_interval": float(os.environ.get("CELERY_FILESYSTEM_POLL_S", "0.2")),
     }
     # kombu's filesystem transport fails on a missing folder; a fresh clone has none yet.
-    for _folder in (CELERY_BROKER_FOLDER, VAR_DIR / "celery-processed", VAR_DIR / "celery-results"):
+    for _folder in (
+        CELERY_BROKER_FOLDER,
+        VAR_DIR / "celery-processed",
+        VAR_DIR / "celery-control",
+        VAR_DIR / "celery-results",
+    ):
         _folder.mkdir(parents=True, exist_ok=True)
 else:
     # A task unacknowledged this long is given to another worker: longer than any task runs.
