@@ -6,10 +6,25 @@ import logging
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_process_init
 
 from diagnosis import services
 
 logger = logging.getLogger(__name__)
+
+
+@worker_process_init.connect
+def load_classifier_at_start(**kwargs) -> None:
+    """Load the model when a worker process starts, so the first upload does not wait for
+    torch's import and the weights. Without a model the worker still starts: analyses then
+    fail with a clear message, and a model installed later is picked up on the next task."""
+    from diagnosis.classifier import get_classifier
+    from ml.inference import ClassifierNotInstalled
+
+    try:
+        get_classifier()
+    except ClassifierNotInstalled:
+        logger.warning("no classifier installed; analyses will fail until one is")
 
 
 @shared_task(
