@@ -141,6 +141,9 @@ def main() -> None:
             running = 0.98 * running + 0.02 * loss.item() if i else loss.item()
             bar.set_postfix(loss=f"{running:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
         state["elapsed"] += time.monotonic() - started
+        progress = max(state["step"] / total_steps, state["elapsed"] / budget_s)
+        if i == 0 and progress >= 1.0:
+            break  # the schedule ended with the previous epoch: nothing new to validate
         state["epoch"] += 1
 
         scores = {}
