@@ -110,9 +110,23 @@ def fit_risk_thresholds(
     specificity: float = HIGH_SPECIFICITY,
 ) -> RiskThresholds:
     """Tier boundaries from validation labels and calibrated p(mel); see the module docstring."""
-    moderate = threshold_for_sensitivity(is_melanoma, p_melanoma, sensitivity)
+    moderate = _margin_below(
+        threshold_for_sensitivity(is_melanoma, p_melanoma, sensitivity), p_melanoma
+    )
     high = max(threshold_for_specificity(is_melanoma, p_melanoma, specificity), moderate)
     return RiskThresholds(moderate=moderate, high=high)
+
+
+def _margin_below(threshold: float, scores: Sequence[float] | np.ndarray) -> float:
+    """Halfway between the threshold and the next lower validation score.
+
+    The sensitivity threshold is exactly the score of the last melanoma it must catch; the
+    same image recomputed in another batch differs in the last float bits and could fall just
+    under it. Halfway to the next score tiers every validation image the same, with room.
+    """
+    values = np.asarray(scores, dtype=np.float64).reshape(-1)
+    lower = values[values < threshold]
+    return float((threshold + lower.max()) / 2) if lower.size else threshold
 
 
 def tier_definitions(
