@@ -78,13 +78,17 @@ def test_staff_uploads_an_image_and_reads_the_result(live_server, browser):
         Select(find(By.NAME, "sex")).select_by_visible_text("Female")
         Select(find(By.NAME, "fitzpatrick_skin_type")).select_by_visible_text("II")
         find(By.XPATH, "//button[text()='Save patient']").click()
-        assert "Erika Mustermann" in find(By.TAG_NAME, "h1").text
+        # Wait for the next page's heading: reading the old one during navigation goes stale.
+        WebDriverWait(browser, 10).until(
+            ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Erika Mustermann")
+        )
 
         # Record a lesion; the upload form opens with it chosen.
         find(By.LINK_TEXT, "Record a lesion").click()
         Select(find(By.NAME, "anatomic_site")).select_by_visible_text("Face")
         find(By.NAME, "label").send_keys("left temple")
         find(By.XPATH, "//button[text()='Save lesion']").click()
+        WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.NAME, "image")))
         assert Select(find(By.NAME, "lesion")).first_selected_option.text == "Face - left temple"
 
         # Upload the image and wait for the page to show the result by itself.
