@@ -47,6 +47,28 @@ def browser():
     driver.quit()
 
 
+def wait_for_text(driver, selector: str, text: str, timeout: float = 15) -> None:
+    """Wait until the current document's `selector` contains `text`.
+
+    Read in one script call inside whichever document is loaded, so a click's navigation can
+    never leave the test holding an element of the page it left (stale or 'node does not
+    belong to the document' errors while Chromium swaps pages).
+    """
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    script = "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;"
+
+    def shown(driver) -> bool:
+        try:
+            content = driver.execute_script(script, selector)
+        except WebDriverException:
+            return False
+        return content is not None and text in content
+
+    WebDriverWait(driver, timeout).until(shown, f"{selector!r} never showed {text!r}")
+
+
 def test_staff_uploads_an_image_and_reads_the_result(live_server, browser):
     require_shared_services()
     if not (Path(settings.ML_MODELS_ROOT) / "CURRENT").exists():
@@ -78,17 +100,14 @@ def test_staff_uploads_an_image_and_reads_the_result(live_server, browser):
         Select(find(By.NAME, "sex")).select_by_visible_text("Female")
         Select(find(By.NAME, "fitzpatrick_skin_type")).select_by_visible_text("II")
         find(By.XPATH, "//button[text()='Save patient']").click()
-        # Wait for the next page's heading: reading the old one during navigation goes stale.
-        WebDriverWait(browser, 10).until(
-            ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Erika Mustermann")
-        )
+        wait_for_text(browser, "h1", "Erika Mustermann")
 
         # Record a lesion; the upload form opens with it chosen.
         find(By.LINK_TEXT, "Record a lesion").click()
         Select(find(By.NAME, "anatomic_site")).select_by_visible_text("Face")
         find(By.NAME, "label").send_keys("left temple")
         find(By.XPATH, "//button[text()='Save lesion']").click()
-        WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.NAME, "image")))
+        wait_for_text(browser, "input[name=image]", "")  # the upload page has loaded
         assert Select(find(By.NAME, "lesion")).first_selected_option.text == "Face - left temple"
 
         # Upload the image and wait for the page to show the result by itself.
