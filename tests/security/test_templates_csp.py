@@ -39,3 +39,11 @@ def test_served_template_has_no_inline_code_the_csp_would_block(name):
     found = [what for what, pattern in INLINE.items() if pattern.search(text)]
 
     assert not found, f"{name} uses {', '.join(found)}; move it to a file under static/"
+
+
+@pytest.mark.parametrize("name", served_templates())
+def test_template_comments_do_not_span_lines(name):
+    """Django's {# #} comment ends at the line's end: one that spans lines is shown as text."""
+    text = (TEMPLATES / name).read_text()
+
+    assert not re.search(r"\{#(?:(?!#\}).)*\n", text), f"{name}: use {{% comment %}} for long notes"
