@@ -158,9 +158,7 @@ def test_history_panel_lists_an_analysis_events_for_admins_only(
     assert list(history_for(analysis, user=doctor)) == []
 
 
-def test_analysis_page_shows_the_history_to_admins_and_not_to_staff(
-    client, clinic_admin, staff
-):
+def test_analysis_page_shows_the_history_to_admins_and_not_to_staff(client, clinic_admin, staff):
     analysis = factories.DoneAnalysisFactory(image__lesion__patient__clinic=staff.clinic)
     audit_record(action="image.upload", user=staff, obj=analysis.image)
     url = reverse("diagnosis:analysis", args=[analysis.pk])

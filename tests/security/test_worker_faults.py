@@ -81,9 +81,7 @@ def test_worker_killed_mid_analysis_finishes_it_after_restart(broker, clinic):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_analyses_queued_when_the_broker_loses_its_queue_are_finished_by_the_sweep(
-    broker, clinic
-):
+def test_analyses_queued_when_the_broker_loses_its_queue_are_finished_by_the_sweep(broker, clinic):
     analyses = [_queued_analysis(clinic) for _ in range(3)]
     for analysis in analyses:
         services._enqueue(analysis)
