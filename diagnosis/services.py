@@ -155,9 +155,8 @@ def analysis_run(*, analysis_id: int) -> Analysis | None:
     Safe to run twice: a finished analysis is left alone, and a delivery that arrives again
     after a worker died mid-task simply runs it again.
     """
-    from ml.inference import ClassifierNotInstalled
-
     from diagnosis.classifier import get_classifier
+    from ml.inference import ClassifierNotInstalled
 
     analysis = _claim(analysis_id)
     if analysis is None:
