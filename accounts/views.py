@@ -12,14 +12,7 @@ from accounts import selectors, services
 from accounts.decorators import clinic_role_required
 from accounts.forms import UserCreateForm, UserRoleForm
 from accounts.models import Role
-
-
-def _apply_errors(form, error: ValidationError) -> None:
-    if hasattr(error, "error_dict"):
-        for field, errors in error.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, error.messages)
+from melanoma_portal.forms import apply_validation_error
 
 
 @clinic_role_required(Role.ADMIN)
@@ -35,7 +28,7 @@ def user_create(request: HttpRequest) -> HttpResponse:
         try:
             user = services.user_create(actor=request.user, request=request, **form.cleaned_data)
         except ValidationError as error:
-            _apply_errors(form, error)
+            apply_validation_error(form, error)
         else:
             messages.success(
                 request, f"Account created; a set-password email went to {user.email}."
@@ -55,7 +48,7 @@ def user_edit(request: HttpRequest, user_id: int) -> HttpResponse:
                 actor=request.user, user=account, request=request, **form.cleaned_data
             )
         except ValidationError as error:
-            _apply_errors(form, error)
+            apply_validation_error(form, error)
         else:
             messages.success(request, f"{account.email} is now {account.get_role_display()}.")
             return redirect("accounts:user_list")

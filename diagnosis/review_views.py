@@ -18,14 +18,7 @@ from diagnosis import review_selectors, review_services
 from diagnosis.models import Analysis
 from diagnosis.review_forms import HistopathologyForm, ReviewAmendForm, ReviewForm
 from diagnosis.selectors import analysis_get
-
-
-def _apply_errors(form, error: ValidationError) -> None:
-    if hasattr(error, "error_dict"):
-        for field, errors in error.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, error.messages)
+from melanoma_portal.forms import apply_validation_error
 
 
 def _result_context(analysis: Analysis) -> dict:
@@ -72,7 +65,7 @@ def review_edit(request: HttpRequest, analysis_id: int) -> HttpResponse:
                 **form.cleaned_data,
             )
         except ValidationError as error:
-            _apply_errors(form, error)
+            apply_validation_error(form, error)
         else:
             messages.success(request, "Review signed." if sign else "Draft saved (not signed).")
             return redirect("diagnosis:review_edit", analysis_id=analysis.pk)
@@ -113,7 +106,7 @@ def review_amend(request: HttpRequest, analysis_id: int) -> HttpResponse:
                 **form.cleaned_data,
             )
         except ValidationError as error:
-            _apply_errors(form, error)
+            apply_validation_error(form, error)
         else:
             messages.success(
                 request, "Amendment signed." if sign else "Amendment saved as a draft (not signed)."
@@ -143,7 +136,7 @@ def histopathology_edit(request: HttpRequest, lesion_id: int) -> HttpResponse:
                 actor=request.user, lesion=lesion, request=request, **form.cleaned_data
             )
         except ValidationError as error:
-            _apply_errors(form, error)
+            apply_validation_error(form, error)
         else:
             messages.success(request, "Histology result recorded.")
             return redirect("diagnosis:histopathology_edit", lesion_id=lesion.pk)

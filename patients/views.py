@@ -12,19 +12,12 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.decorators import clinic_role_required
 from diagnosis import selectors as diagnosis_selectors
+from melanoma_portal.forms import apply_validation_error
 from patients import selectors, services
 from patients.forms import PatientForm
 from patients.models import Patient
 
 PAGE_SIZE = 25
-
-
-def _apply_errors(form: PatientForm, error: ValidationError) -> None:
-    if hasattr(error, "error_dict"):
-        for field, errors in error.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, error.messages)
 
 
 @clinic_role_required()
@@ -44,7 +37,7 @@ def patient_create(request: HttpRequest) -> HttpResponse:
         try:
             patient = services.patient_create(actor=request.user, **form.cleaned_data)
         except ValidationError as error:
-            _apply_errors(form, error)
+            apply_validation_error(form, error)
         else:
             audit_record(action="patient.create", request=request, obj=patient)
             messages.success(request, f"Patient {patient.full_name} registered.")
@@ -60,7 +53,7 @@ def patient_edit(request: HttpRequest, patient_id: int) -> HttpResponse:
         try:
             services.patient_update(actor=request.user, patient=patient, **form.cleaned_data)
         except ValidationError as error:
-            _apply_errors(form, error)
+            apply_validation_error(form, error)
         else:
             audit_record(action="patient.update", request=request, obj=patient)
             messages.success(request, "Patient details saved.")

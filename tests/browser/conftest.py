@@ -1,9 +1,41 @@
-"""Browser tests run against pytest-django's live server."""
+"""Headless Debian Chromium for the browser tests, against pytest-django's live server.
 
-from django.test import testcases
+The live server's media-handler patch lives in tests/conftest.py, for the whole session.
+"""
 
-# The portal's MEDIA_URL is None (patient images are never served by URL), and Django's live
-# server wraps the site in a media handler built from it: urlparse(None) is bytes and every
-# request fails. Point that handler at a path nothing uses; applied at collection, before any
-# live server of the session starts (tests/api/conftest.py does the same).
-testcases._MediaFilesHandler.get_base_url = lambda self: "/__media-is-never-served-by-url__/"
+import shutil
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+# Background networking off: this machine has no network, and Chromium's attempts to reach
+# Google's services otherwise fail loudly at every start.
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1280,1600",
+)
+
+
+@pytest.fixture
+def browser():
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install -y ...)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(5)
+    yield driver
+    driver.quit()

@@ -4,53 +4,16 @@ the PDF report: the whole path through a real browser (headless Chromium) and li
 from __future__ import annotations
 
 import io
-import shutil
 
 import pypdf
 import pytest
 import requests
-from django.test import testcases
 from django.urls import reverse
 
 from diagnosis.models import Review
 from tests import factories
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-# The portal's MEDIA_URL is None (images are never served by URL); Django's live server builds a
-# media handler from it and fails on every request. Same patch as tests/api/conftest.py, applied
-# at import so it holds whichever test starts the session's live server.
-testcases._MediaFilesHandler.get_base_url = lambda self: "/__media-is-never-served-by-url__/"
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-
-
-@pytest.fixture
-def browser():
-    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
-        pytest.skip("headless Chromium is not installed (apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1280,1000",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.implicitly_wait(5)
-    yield driver
-    driver.quit()
 
 
 def _log_in(browser, live_server, email: str) -> None:

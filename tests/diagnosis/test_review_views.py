@@ -87,6 +87,7 @@ def test_missing_fields_are_named_and_typed_values_kept(client, doctor, analysis
 
     body = response.content.decode()
     assert response.status_code == 400
+    assert "The review was not saved. Please correct:" in body
     assert "Say whether you agree with the AI." in body
     assert "Monitoring needs a follow-up date." in body
     assert "Name the diagnosis when choosing &#x27;Other&#x27;." in body
