@@ -175,10 +175,10 @@ def analysis_run(*, analysis_id: int) -> Analysis | None:
         )
     prediction = classifier.predict(image)
     heatmap_started = time.perf_counter()
-    heatmaps = {
-        "heatmap_top": classifier.heatmap(image, prediction.top_class),
-        "heatmap_melanoma": classifier.heatmap(image, "mel"),
-    }
+    top_map = classifier.heatmap(image, prediction.top_class)
+    # When melanoma is the top class both maps are the same Grad-CAM: compute it once.
+    melanoma_map = top_map if prediction.top_class == "mel" else classifier.heatmap(image, "mel")
+    heatmaps = {"heatmap_top": top_map, "heatmap_melanoma": melanoma_map}
     timings = dict(prediction.timings_ms)
     timings["heatmaps"] = round((time.perf_counter() - heatmap_started) * 1000, 1)
     timings["model_load"] = round(load_ms, 1)
