@@ -14,9 +14,13 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ml.classes import class_index
+from ml.metadata import LesionMetadata, drop_fields, encode
 
 ML_DIR = Path(__file__).resolve().parent
 SPLIT_PATH = ML_DIR / "splits" / "ham10000_lesion_split.csv"
+# The validation lesions halved: "select" chooses checkpoints, temperature and thresholds;
+# "report" chooses nothing and gives the figures a model card states.
+HALVES_PATH = ML_DIR / "splits" / "ham10000_val_halves.csv"
 
 
 def default_data_dir() -> Path:
@@ -48,6 +52,24 @@ def read_split(path: Path = SPLIT_PATH) -> dict[str, list[Record]]:
     return parts
 
 
+def read_val_halves(path: Path = HALVES_PATH) -> dict[str, list[Record]]:
+    """The validation split in its two halves: {'select': [...], 'report': [...]}."""
+    half_of: dict[str, str] = {}
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            half_of[row["image_id"]] = row["half"]
+    halves: dict[str, list[Record]] = {"select": [], "report": []}
+    for record in read_split()["val"]:
+        halves[half_of[record.image_id]].append(record)
+    return halves
+
+
+def read_metadata_rows(data_dir: Path) -> dict[str, dict[str, str]]:
+    """HAM10000's metadata.csv rows by image id (age, sex, localization, dataset, ...)."""
+    with open(data_dir / "metadata.csv", newline="") as handle:
+        return {row["image_id"]: row for row in csv.DictReader(handle)}
+
+
 def split_checksum(path: Path = SPLIT_PATH) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -61,8 +83,14 @@ class LesionImages(Dataset):
         records: Sequence[Record],
         image_dir: Path,
         transform: Callable[[Image.Image], torch.Tensor],
+        metadata: Sequence[LesionMetadata] | None = None,
+        metadata_dropout: float = 0.0,
+        seed: int = 0,
     ) -> None:
         self.records = list(records)
+        self.metadata = list(metadata) if metadata is not None else None
+        self.metadata_dropout = metadata_dropout
+        self.generator = torch.Generator().manual_seed(seed)
         self.labels = [class_index(r.dx) for r in self.records]
         self.transform = transform
         self.images = []
@@ -73,5 +101,11 @@ class LesionImages(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.transform(self.images[index]), self.labels[index]
+    def __getitem__(self, index: int) -> tuple:
+        """(image tensor, label), or (image tensor, metadata vector, label) when the dataset
+        was given metadata; in training each field is dropped with `metadata_dropout`."""
+        image = self.transform(self.images[index])
+        if self.metadata is None:
+            return image, self.labels[index]
+        record = drop_fields(self.metadata[index], self.metadata_dropout, self.generator)
+        return image, encode(record), self.labels[index]

@@ -9,6 +9,11 @@ The labels CSV may be in any of three forms (detected from its header):
 - binary: `image_id` (or `image`), `melanoma` (1 = melanoma, 0 = not): only the melanoma
   metrics apply, since the other six classes are not told apart.
 
+When the CSV also has `age`, `sex` and `localization` (HAM10000's metadata; ISIC's
+`anatom_site_general` is read too), a model that uses metadata reads them, and the melanoma
+figures are broken down by site group, age band, sex and `dataset` (source). `--no-metadata`
+measures the same model on the images alone.
+
 Images are found by id with any of the usual extensions and may be of any size; they go
 through the model exactly as in the portal (`ml.inference.Classifier`). Prints the metrics of
 `ml.metrics` as JSON; with --out also writes metrics.json, predictions.csv and PNG plots
@@ -28,6 +33,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ml import metadata as meta
+from ml.breakdowns import group_keys, melanoma_by_group
 from ml.calibration import RISK_TIERS
 from ml.classes import CLASS_NAMES, CLASSES, MELANOMA_INDEX
 from ml.inference import MODELS_ROOT, Classifier
@@ -42,6 +49,7 @@ from ml.metrics import (
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 ONE_HOT_COLUMNS: tuple[str, ...] = tuple(code.upper() for code in CLASSES)
+METADATA_COLUMNS: tuple[str, ...] = ("age", "sex", "localization", "anatom_site_general")
 
 
 class LabelsError(ValueError):
@@ -53,10 +61,29 @@ class Labels:
     image_ids: list[str]
     targets: np.ndarray  # class indices (multiclass) or 0/1 (binary)
     form: str  # "multiclass" | "binary"
+    # Per image, when the CSV has any metadata column; None otherwise.
+    metadata: list[meta.LesionMetadata] | None = None
+    metadata_columns: tuple[str, ...] = ()
+    sources: list[str] | None = None  # HAM10000's `dataset` column, when present
+
+
+def _with_metadata(labels: Labels, columns: list[str], rows: list[dict[str, str]]) -> Labels:
+    found = tuple(c for c in METADATA_COLUMNS if c in columns)
+    if not found:
+        return labels
+    return Labels(
+        labels.image_ids,
+        labels.targets,
+        labels.form,
+        [meta.from_row(row) for row in rows],
+        found,
+        [row["dataset"] for row in rows] if "dataset" in columns else None,
+    )
 
 
 def read_labels(path: Path) -> Labels:
-    """Labels in whichever of the three supported forms the header shows."""
+    """Labels in whichever of the three supported forms the header shows, with the
+    lesions' metadata when the CSV has it."""
     if not path.is_file():
         raise LabelsError(f"labels file {path} not found")
     with open(path, newline="", encoding="utf-8-sig") as handle:
@@ -75,7 +102,8 @@ def read_labels(path: Path) -> Labels:
         unknown = sorted(set(codes) - set(CLASSES))
         if unknown:
             raise LabelsError(f"{path}: unknown dx values {unknown}; expected {list(CLASSES)}")
-        return Labels(ids, np.array([CLASSES.index(c) for c in codes]), "multiclass")
+        targets = np.array([CLASSES.index(c) for c in codes])
+        return _with_metadata(Labels(ids, targets, "multiclass"), columns, rows)
 
     if all(c in columns for c in ONE_HOT_COLUMNS):
         try:
@@ -85,14 +113,15 @@ def read_labels(path: Path) -> Labels:
         bad = np.flatnonzero(~np.isclose(one_hot.sum(1), 1.0) | (one_hot.max(1) < 0.5))
         if len(bad):
             raise LabelsError(f"{path}: rows {bad[:5].tolist()} are not one-hot")
-        return Labels(ids, one_hot.argmax(1), "multiclass")
+        return _with_metadata(Labels(ids, one_hot.argmax(1), "multiclass"), columns, rows)
 
     if "melanoma" in columns:
         values = [row["melanoma"] for row in rows]
         bad = sorted({v for v in values if v not in ("0", "1", "0.0", "1.0")})
         if bad:
             raise LabelsError(f"{path}: 'melanoma' must be 0 or 1, found {bad[:5]}")
-        return Labels(ids, np.array([int(float(v)) for v in values]), "binary")
+        targets = np.array([int(float(v)) for v in values])
+        return _with_metadata(Labels(ids, targets, "binary"), columns, rows)
 
     raise LabelsError(
         f"{path}: columns {columns} match no supported form: (image_id, dx), "
@@ -124,7 +153,10 @@ def find_images(image_dir: Path, image_ids: list[str]) -> list[Path]:
 
 
 def predict_folder(
-    classifier: Classifier, paths: list[Path], batch_size: int = 32
+    classifier: Classifier,
+    paths: list[Path],
+    batch_size: int = 32,
+    metadata: list[meta.LesionMetadata] | None = None,
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Calibrated probabilities (n, 7) in path order, and mean per-image timings."""
     rows, timings = [], {"preprocess": 0.0, "inference": 0.0}
@@ -134,7 +166,8 @@ def predict_folder(
             with Image.open(path) as image:
                 image.load()
                 images.append(image)
-        for prediction in classifier.predict_batch(images, batch_size):
+        records = metadata[start : start + batch_size] if metadata is not None else None
+        for prediction in classifier.predict_batch(images, batch_size, metadata=records):
             rows.append([prediction.probabilities[c] for c in CLASSES])
             for key in timings:
                 timings[key] += prediction.timings_ms[key]
@@ -150,10 +183,13 @@ def tier_counts(classifier: Classifier, p_mel: np.ndarray, is_mel: np.ndarray) -
     }
 
 
-def evaluate(classifier: Classifier, labels: Labels, paths: list[Path]) -> tuple[dict, np.ndarray]:
+def evaluate(
+    classifier: Classifier, labels: Labels, paths: list[Path], *, use_metadata: bool = True
+) -> tuple[dict, np.ndarray]:
     """All metrics for the labels' form, and the probabilities they were computed from."""
     began = time.monotonic()
-    probs, timings = predict_folder(classifier, paths)
+    records = labels.metadata if use_metadata else None
+    probs, timings = predict_folder(classifier, paths, metadata=records)
     p_mel = probs[:, MELANOMA_INDEX]
     is_mel = (
         labels.targets == MELANOMA_INDEX
@@ -162,7 +198,8 @@ def evaluate(classifier: Classifier, labels: Labels, paths: list[Path]) -> tuple
     )
     thresholds = classifier.thresholds.as_dict()
     if labels.form == "multiclass":
-        metrics = multiclass_report(labels.targets, probs, thresholds)
+        shown = np.array([classifier.decide(row) for row in probs], dtype=np.int64)
+        metrics = multiclass_report(labels.targets, probs, thresholds, shown)
     else:
         metrics = {
             "note": "binary labels: seven-class metrics do not apply",
@@ -174,9 +211,18 @@ def evaluate(classifier: Classifier, labels: Labels, paths: list[Path]) -> tuple
         "n_images": len(paths),
         "metrics": metrics,
         "risk_tiers": tier_counts(classifier, p_mel, is_mel),
+        "metadata": {
+            "columns": list(labels.metadata_columns),
+            "read_by_model": bool(records is not None and classifier.uses_metadata),
+        },
         "mean_timings_ms": timings,
         "seconds": round(time.monotonic() - began, 1),
     }
+    if labels.metadata is not None:
+        keys = group_keys(labels.metadata, labels.sources)
+        result["melanoma_by_group"] = melanoma_by_group(
+            is_mel, p_mel, classifier.thresholds.moderate, keys
+        )
     return result, probs
 
 
@@ -192,7 +238,7 @@ def write_predictions(
             label = CLASSES[target] if labels.form == "multiclass" else int(target)
             tier = classifier.thresholds.tier(float(row[MELANOMA_INDEX]))
             writer.writerow(
-                [image_id, label, CLASSES[int(row.argmax())], tier, *[f"{p:.6f}" for p in row]]
+                [image_id, label, CLASSES[classifier.decide(row)], tier, *[f"{p:.6f}" for p in row]]
             )
 
 
@@ -210,7 +256,9 @@ def write_plots(out: Path, labels: Labels, probs: np.ndarray, classifier: Classi
 
     # Confusion matrix: seven classes by arg-max, or melanoma yes/no at the moderate boundary.
     if multiclass:
-        matrix = confusion_matrix(labels.targets, probs.argmax(1), len(CLASSES))
+        matrix = confusion_matrix(
+            labels.targets, np.array([classifier.decide(row) for row in probs]), len(CLASSES)
+        )
         names = list(CLASSES)
         title = "Confusion matrix (rows: truth, normalised per row)"
     else:
@@ -299,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, help="torch threads (default $ML_TORCH_THREADS or 1)"
     )
+    parser.add_argument(
+        "--no-metadata", action="store_true", help="ignore age/sex/site columns (image only)"
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -311,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         classifier = Classifier.load(args.model_dir, threads=args.threads)
     else:
         classifier = Classifier.load_current(MODELS_ROOT, threads=args.threads)
-    result, probs = evaluate(classifier, labels, paths)
+    result, probs = evaluate(classifier, labels, paths, use_metadata=not args.no_metadata)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

@@ -2,6 +2,7 @@
 
     classifier = Classifier.load_current()          # ml/models/CURRENT names the version
     prediction = classifier.predict(pil_image)      # calibrated probabilities + risk tier
+    prediction = classifier.predict(pil_image, metadata.parse(age=54, sex="female", site="back"))
     overlay = classifier.heatmap(pil_image, "mel")  # Grad-CAM, same size as the image
 
 A model directory (`ml/models/<version>/`, written by `ml.export`) holds `weights.pt` (a state
@@ -29,10 +30,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ml.calibration import RiskThresholds, softmax
+from ml import metadata as meta
+from ml.calibration import RiskThresholds
 from ml.classes import CLASSES, MELANOMA_INDEX, class_index
 from ml.gradcam import cam_to_image, grad_cam, overlay
 from ml.preprocessing import PreprocessConfig, to_model_input
+from ml.selection import calibrate
 
 MODELS_ROOT = Path(__file__).resolve().parent / "models"
 CURRENT_FILE = "CURRENT"
@@ -44,6 +47,14 @@ BATCH_SIZE = 32
 MAX_FORWARD_BATCH = 32
 # The order of tta_views; the card lists the names of the views a model is served with.
 TTA_VIEWS: tuple[str, ...] = ("identity", "hflip", "vflip", "rot180")
+# The eight symmetries of the square (v2 cards): the four above, then their transposes.
+DIHEDRAL_VIEWS: tuple[str, ...] = (
+    *TTA_VIEWS,
+    "transpose",
+    "rot90",
+    "rot270",
+    "antitranspose",
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,8 @@ class Prediction:
     risk_tier: str  # "low" | "moderate" | "high"
     model_version: str
     timings_ms: dict[str, float]  # {"preprocess": .., "inference": ..}
+    # Which of age/sex/site the model read ((): image only, by choice or because none known).
+    metadata_used: tuple[str, ...] = ()
 
 
 class ClassifierNotInstalled(Exception):
@@ -61,37 +74,67 @@ class ClassifierNotInstalled(Exception):
     instead of failing, and the message names the path so an operator knows what to fix."""
 
 
-def tta_views(batch: torch.Tensor) -> list[torch.Tensor]:
-    """The image, mirrored left-right, top-bottom, and both (a 180-degree turn).
+def tta_views(batch: torch.Tensor, views: int = len(TTA_VIEWS)) -> list[torch.Tensor]:
+    """The image, mirrored left-right, top-bottom, and both (a 180-degree turn); with
+    `views=8` also the four transposed versions (the whole dihedral group of the square).
 
     A dermoscopic image has no 'up', so these are the same lesion; averaging the logits over
     them removes some of the network's orientation noise. Used only when the export measured
     a gain on validation (card `tta`)."""
-    return [
+    plain = [
         batch,
         torch.flip(batch, dims=(3,)),
         torch.flip(batch, dims=(2,)),
         torch.flip(batch, dims=(2, 3)),
     ]
+    if views == len(TTA_VIEWS):
+        return plain
+    if views != len(DIHEDRAL_VIEWS):
+        raise ValueError(f"TTA takes 4 or 8 views, not {views}")
+    return plain + [view.transpose(2, 3) for view in plain]
 
 
-def logits_per_view(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+def _call(model: torch.nn.Module, images: torch.Tensor, metadata: torch.Tensor | None):
+    """v1 networks take images only; v2 (`LesionNet`) also the metadata vectors."""
+    if metadata is None:
+        return model(images)
+    return model(images, metadata)
+
+
+def logits_per_view(
+    model: torch.nn.Module,
+    batch: torch.Tensor,
+    metadata: torch.Tensor | None = None,
+    views: int = len(TTA_VIEWS),
+) -> torch.Tensor:
     """Logits of every TTA view, (views, n, classes); the views go through as one batch,
     since on a CPU four images cost far less than four calls of one."""
-    views = tta_views(batch)
-    stacked = torch.cat(views).contiguous(memory_format=torch.channels_last)
-    return model(stacked).float().view(len(views), batch.shape[0], -1)
+    images = tta_views(batch, views)
+    stacked = torch.cat(images).contiguous(memory_format=torch.channels_last)
+    repeated = None if metadata is None else metadata.repeat(len(images), 1)
+    return _call(model, stacked, repeated).float().view(len(images), batch.shape[0], -1)
 
 
-def forward_logits(model: torch.nn.Module, batch: torch.Tensor, tta: bool = False) -> torch.Tensor:
-    """Logits for a preprocessed batch, averaged over `tta_views` when `tta`: the one forward
-    path of serving, matching what the export fitted temperature and thresholds on. With TTA
-    the images go through a few at a time, so no forward pass exceeds MAX_FORWARD_BATCH
-    images (a 128-image pass needs over a gigabyte of activations)."""
+def forward_logits(
+    model: torch.nn.Module,
+    batch: torch.Tensor,
+    tta: bool | int = False,
+    metadata: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Logits for a preprocessed batch, averaged over `tta_views` when `tta` (True: the four
+    flips; an int: that many views), the one forward path of serving, matching what the
+    export fitted temperature and thresholds on. With TTA the images go through a few at a
+    time, so no forward pass exceeds MAX_FORWARD_BATCH images (a 128-image pass needs over a
+    gigabyte of activations)."""
     if not tta:
-        return model(batch.contiguous(memory_format=torch.channels_last)).float()
-    step = max(1, MAX_FORWARD_BATCH // len(TTA_VIEWS))
-    return torch.cat([logits_per_view(model, part).mean(0) for part in batch.split(step)])
+        return _call(model, batch.contiguous(memory_format=torch.channels_last), metadata).float()
+    views = len(TTA_VIEWS) if tta is True else int(tta)
+    step = max(1, MAX_FORWARD_BATCH // views)
+    parts = []
+    for start in range(0, batch.shape[0], step):
+        part_meta = None if metadata is None else metadata[start : start + step]
+        parts.append(logits_per_view(model, batch[start : start + step], part_meta, views).mean(0))
+    return torch.cat(parts)
 
 
 def _resolve_threads(threads: int | None) -> int:
@@ -114,7 +157,12 @@ def read_card(model_dir: Path) -> dict:
 
 
 def build_network(card: dict) -> torch.nn.Module:
-    """The card's architecture with the card's number of classes, untrained."""
+    """The card's network, untrained: v1 cards name a timm architecture; v2 cards
+    (`"network": "lesionnet"`) a LesionNet with or without its metadata branch."""
+    if card.get("network") == "lesionnet":
+        from ml.model import LesionNet
+
+        return LesionNet(card["architecture"], use_metadata=bool(card["metadata"]["used"]))
     import timm
 
     return timm.create_model(
@@ -155,10 +203,20 @@ class Classifier:
         self.threads = threads
         self.config = preprocess_config(card)
         self.temperature = float(card["temperature"])
+        # v2: bias-corrected temperature scaling (ml.selection); v1: temperature only.
+        bias = card.get("calibration_bias")
+        self.calibration_bias = np.asarray(bias, dtype=np.float64) if bias else None
         self.thresholds = RiskThresholds(
             moderate=float(card["thresholds"]["moderate"]), high=float(card["thresholds"]["high"])
         )
-        self.tta = bool(card.get("tta", False))
+        tta = card.get("tta", False)
+        # v1 cards store a bool (four flips); v2 cards the number of views.
+        self.tta: int = len(TTA_VIEWS) if tta is True else int(tta or 0)
+        self.uses_metadata = bool(card.get("metadata", {}).get("used", False))
+        # v2: probabilities are calibrated; the shown top class is the balanced decision
+        # argmax(p / prior), which every class's recall counts in (card `decision`).
+        weights = card.get("decision", {}).get("class_weights")
+        self.decision_weights = np.asarray(weights, dtype=np.float64) if weights else None
         # Grad-CAM hooks the shared network; one request at a time on it.
         self._lock = threading.Lock()
 
@@ -217,47 +275,87 @@ class Classifier:
             raise TypeError(f"expected a PIL.Image.Image, got {type(image).__name__}")
         return to_model_input(image, self.config)
 
-    def predict_tensors(self, batch: torch.Tensor) -> np.ndarray:
-        """Calibrated probabilities (n, 7) of an already preprocessed batch."""
-        with self._lock, torch.inference_mode():
-            logits = forward_logits(self.model, batch, self.tta)
-        return softmax(logits.numpy(), self.temperature)
+    def metadata_tensor(
+        self, metadata: Sequence[meta.LesionMetadata | None] | None, n: int
+    ) -> torch.Tensor | None:
+        """(n, features) vectors for a v2 model with a metadata branch; None for the others."""
+        if not self.uses_metadata:
+            return None
+        records = list(metadata) if metadata is not None else [None] * n
+        if len(records) != n:
+            raise ValueError(f"{len(records)} metadata records for {n} images")
+        return torch.stack([meta.encode(record) for record in records])
 
-    def _prediction(self, probs: np.ndarray, timings_ms: dict[str, float]) -> Prediction:
+    def predict_tensors(
+        self, batch: torch.Tensor, metadata: torch.Tensor | None = None
+    ) -> np.ndarray:
+        """Calibrated probabilities (n, 7) of an already preprocessed batch."""
+        if metadata is None and self.uses_metadata:
+            metadata = self.metadata_tensor(None, batch.shape[0])
+        with self._lock, torch.inference_mode():
+            logits = forward_logits(self.model, batch, self.tta, metadata)
+        return calibrate(logits.numpy(), self.temperature, self.calibration_bias)
+
+    def decide(self, probs: np.ndarray) -> int:
+        """Index of the class shown as the result: argmax of the probabilities, or for a
+        card with balanced decision weights argmax(p * weight)."""
+        if self.decision_weights is None:
+            return int(probs.argmax())
+        return int((probs * self.decision_weights).argmax())
+
+    def _prediction(
+        self,
+        probs: np.ndarray,
+        timings_ms: dict[str, float],
+        record: meta.LesionMetadata | None = None,
+    ) -> Prediction:
         # float64 softmax, so the rounded-to-Python floats still sum to 1 within 1e-12.
         p_mel = float(probs[MELANOMA_INDEX])
+        used = record.present if (record is not None and self.uses_metadata) else ()
         return Prediction(
             probabilities={code: float(p) for code, p in zip(CLASSES, probs, strict=True)},
-            top_class=CLASSES[int(probs.argmax())],
+            top_class=CLASSES[self.decide(probs)],
             melanoma_probability=p_mel,
             risk_tier=self.thresholds.tier(p_mel),
             model_version=self.version,
             timings_ms=timings_ms,
+            metadata_used=used,
         )
 
-    def predict(self, image: Image.Image) -> Prediction:
-        """One image of any size and mode to a calibrated prediction with its risk tier."""
-        return self.predict_batch([image])[0]
+    def predict(
+        self, image: Image.Image, metadata: meta.LesionMetadata | None = None
+    ) -> Prediction:
+        """One image of any size and mode to a calibrated prediction with its risk tier;
+        `metadata` (age, sex, site, any of them unknown) is read by models that use it."""
+        return self.predict_batch([image], metadata=[metadata])[0]
 
     def predict_batch(
-        self, images: Sequence[Image.Image], batch_size: int = BATCH_SIZE
+        self,
+        images: Sequence[Image.Image],
+        batch_size: int = BATCH_SIZE,
+        metadata: Sequence[meta.LesionMetadata | None] | None = None,
     ) -> list[Prediction]:
         """Predictions in input order. Each one's `preprocess` time is its own; `inference`
         is its share of its batch's forward pass."""
+        if metadata is not None and len(metadata) != len(images):
+            raise ValueError(f"{len(metadata)} metadata records for {len(images)} images")
+        records = list(metadata) if metadata is not None else [None] * len(images)
         predictions: list[Prediction] = []
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
+            chunk_records = records[start : start + batch_size]
             tensors, preprocess_ms = [], []
             for image in chunk:
                 began = time.perf_counter()
                 tensors.append(self.preprocess(image))
                 preprocess_ms.append((time.perf_counter() - began) * 1000.0)
             began = time.perf_counter()
-            probs = self.predict_tensors(torch.stack(tensors))
+            vectors = self.metadata_tensor(chunk_records, len(chunk))
+            probs = self.predict_tensors(torch.stack(tensors), vectors)
             inference_ms = (time.perf_counter() - began) * 1000.0 / len(chunk)
-            for row, prep in zip(probs, preprocess_ms, strict=True):
+            for row, prep, record in zip(probs, preprocess_ms, chunk_records, strict=True):
                 timings = {"preprocess": prep, "inference": inference_ms}
-                predictions.append(self._prediction(row, timings))
+                predictions.append(self._prediction(row, timings, record))
         return predictions
 
     def heatmap(self, image: Image.Image, target: str) -> Image.Image:

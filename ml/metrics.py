@@ -267,11 +267,14 @@ def multiclass_report(
     labels: Sequence[int] | np.ndarray,
     probabilities: np.ndarray,
     thresholds: dict[str, float] | None = None,
+    predicted: Sequence[int] | np.ndarray | None = None,
 ) -> dict:
-    """All seven-class metrics plus the melanoma-vs-rest report, JSON-ready."""
+    """All seven-class metrics plus the melanoma-vs-rest report, JSON-ready. `predicted`:
+    the class each image is shown as, when the decision is not the plain arg-max (v2's
+    balanced decision); top-label ECE stays that of the arg-max probability."""
     y, probs = _labels(labels), _probs(probabilities)
     n_classes = probs.shape[1]
-    predicted = probs.argmax(1)
+    predicted = probs.argmax(1) if predicted is None else _labels(predicted)
     recalls = per_class_recall(y, predicted, n_classes)
     per_class_auc, macro_auc = one_vs_rest_auc(y, probs)
     return {

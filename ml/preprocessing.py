@@ -68,29 +68,38 @@ def eval_transform(config: PreprocessConfig) -> v2.Compose:
     )
 
 
-def train_transform(config: PreprocessConfig) -> v2.Compose:
+def train_transform(
+    config: PreprocessConfig,
+    *,
+    scale_min: float = 0.35,
+    hue: float = 0.03,
+    saturation: float = 0.2,
+    trivial_augment: bool = False,
+) -> v2.Compose:
     """Dermoscopy-appropriate augmentation, then the same tensor conversion as serving.
 
     Dermoscopic images have no canonical orientation, so flips and 90-degree rotations are
     label-preserving; scale/crop and colour jitter stand in for different dermatoscopes,
     zoom levels and lighting, which is what images from other clinics differ in.
+    `trivial_augment` adds one TrivialAugment operation per image (strength drawn at random),
+    a stronger and tuning-free stand-in for the variety of other clinics' devices.
     """
-    return v2.Compose(
-        [
-            v2.RandomResizedCrop(
-                config.input_size,
-                scale=(0.35, 1.0),
-                ratio=(0.75, 1.333),
-                interpolation=INTERPOLATION,
-                antialias=True,
-            ),
-            v2.RandomHorizontalFlip(),
-            v2.RandomVerticalFlip(),
-            v2.RandomChoice([v2.RandomRotation((angle, angle)) for angle in (0, 90, 180, 270)]),
-            v2.ColorJitter(brightness=0.25, contrast=0.25, saturation=0.2, hue=0.03),
-            _to_tensor(config),
-        ]
-    )
+    steps: list = [
+        v2.RandomResizedCrop(
+            config.input_size,
+            scale=(scale_min, 1.0),
+            ratio=(0.75, 1.333),
+            interpolation=INTERPOLATION,
+            antialias=True,
+        ),
+        v2.RandomHorizontalFlip(),
+        v2.RandomVerticalFlip(),
+        v2.RandomChoice([v2.RandomRotation((angle, angle)) for angle in (0, 90, 180, 270)]),
+        v2.ColorJitter(brightness=0.25, contrast=0.25, saturation=saturation, hue=hue),
+    ]
+    if trivial_augment:
+        steps.append(v2.TrivialAugmentWide(interpolation=InterpolationMode.BILINEAR))
+    return v2.Compose([*steps, _to_tensor(config)])
 
 
 def to_model_input(image: Image.Image, config: PreprocessConfig) -> torch.Tensor:

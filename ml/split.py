@@ -4,6 +4,7 @@ HAM10000 holds several images of many lesions; a split by image would put the sa
 both sides and the validation score would measure memory, not generalisation.
 
     python -m ml.split [--data DIR] [--seed 42]
+    python -m ml.split --halves      # validation -> select / report halves (by lesion)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from sklearn.model_selection import StratifiedGroupKFold
 
-from ml.data import SPLIT_PATH, default_data_dir, read_metadata
+from ml.data import HALVES_PATH, SPLIT_PATH, default_data_dir, read_metadata, read_split
 
 
 def make_split(data_dir: Path, seed: int = 42, n_folds: int = 7) -> list[tuple[str, str, str, str]]:
@@ -31,12 +32,38 @@ def make_split(data_dir: Path, seed: int = 42, n_folds: int = 7) -> list[tuple[s
     ]
 
 
+def make_val_halves(data_dir: Path, seed: int = 42) -> list[tuple[str, str]]:
+    """Rows (image_id, half): the validation lesions in two halves, stratified by diagnosis
+    and grouped by lesion, by a fixed seed that looked at no model."""
+    val = [r for r in read_split()["val"]]
+    folds = StratifiedGroupKFold(n_splits=2, shuffle=True, random_state=seed)
+    _, report_idx = next(folds.split(val, [r.dx for r in val], groups=[r.lesion_id for r in val]))
+    report = set(report_idx.tolist())
+    return [(r.image_id, "report" if i in report else "select") for i, r in enumerate(val)]
+
+
+def write_val_halves(data_dir: Path, seed: int = 42, out: Path = HALVES_PATH) -> None:
+    rows = sorted(make_val_halves(data_dir, seed))
+    with open(out, "w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["image_id", "half"])
+        writer.writerows(rows)
+    report = sum(1 for row in rows if row[1] == "report")
+    print(f"wrote {out}: {len(rows) - report} select, {report} report images")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=default_data_dir())
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=SPLIT_PATH)
+    parser.add_argument(
+        "--halves", action="store_true", help="write the validation halves from the saved split"
+    )
     args = parser.parse_args()
+    if args.halves:
+        write_val_halves(args.data, args.seed)
+        return
     rows = sorted(make_split(args.data, args.seed))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", newline="") as handle:

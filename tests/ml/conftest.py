@@ -18,7 +18,7 @@ from ml.classes import CLASSES
 from ml.data import default_data_dir
 from ml.export import write_model_dir
 from ml.inference import CURRENT_FILE, MODELS_ROOT, Classifier
-from ml.model import ARCHITECTURE
+from ml.model import ARCHITECTURE, LesionNet
 from ml.preprocessing import PreprocessConfig
 
 TEST_VERSION = "test-random-v0"
@@ -56,6 +56,40 @@ def random_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     torch.manual_seed(seed)
     model = timm.create_model(ARCHITECTURE, pretrained=False, num_classes=len(CLASSES))
     return model.state_dict()
+
+
+def v2_card(config: PreprocessConfig, *, use_metadata: bool, tta: int = 0) -> dict:
+    """A v2 card as ml.export_v2 writes it, with made-up calibration and decision weights."""
+    prior = [0.03, 0.05, 0.11, 0.01, 0.11, 0.67, 0.02]
+    return {
+        "network": "lesionnet",
+        "architecture": "tf_efficientnet_lite0",
+        "input_size": config.input_size,
+        "preprocessing": config.as_dict(),
+        "classes": list(CLASSES),
+        "metadata": {"used": use_metadata},
+        "temperature": 1.3,
+        "calibration_bias": [0.1, -0.2, 0.0, 0.3, 0.0, -0.1, -0.1],
+        "decision": {"alpha": 1.0, "class_weights": [min(prior) / p for p in prior]},
+        "thresholds": {"moderate": 0.1, "high": 0.3},
+        "tta": tta,
+    }
+
+
+def random_lesionnet(use_metadata: bool, seed: int = 0) -> LesionNet:
+    """A v2 network with random weights (no ImageNet): the serving contract, not accuracy."""
+    torch.manual_seed(seed)
+    model = LesionNet(use_metadata=use_metadata)
+    # A random head large enough that metadata visibly moves the output.
+    torch.nn.init.normal_(model.classifier.weight, std=0.5)
+    return model.eval()
+
+
+def install_v2_model(root: Path, version: str = "test-lesionnet-v2") -> Path:
+    """A random-weight v2 model with a metadata branch under root, named in CURRENT."""
+    config = PreprocessConfig(input_size=128)
+    model = random_lesionnet(True)
+    return write_model_dir(root, version, model.state_dict(), v2_card(config, use_metadata=True))
 
 
 @pytest.fixture(scope="session")

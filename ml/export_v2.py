@@ -1,0 +1,296 @@
+"""Export a v2 (`LesionNet`) checkpoint: fit on the select half, report on the report half.
+
+    python -m ml.export_v2 --checkpoint runs/v2/best.pt --version ham10000-lite0-v2 \
+        [--eval-sizes 160,192] [--no-current]
+
+Validation lesions are halved once (`ml/splits/ham10000_val_halves.csv`, by lesion, by a seed
+that saw no model). Everything chosen is chosen on the "select" half: the checkpoint (in
+training), the input size and the number of test-time views, the calibration (bias-corrected
+temperature scaling), the balanced decision's alpha and the risk-tier thresholds. The card's
+`validation` figures come from the "report" half, which chose nothing; the same figures with
+every metadata field missing (`image_only`) and by patient group (`breakdowns`) too.
+
+Logits are linear in the pooled image features, so one pass over the eight dihedral views of
+each image gives the features for 1, 4 and 8 views at once, and the head turns them into
+logits with and without metadata without another pass through the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ml import metadata as meta
+from ml.breakdowns import group_keys, melanoma_by_group
+from ml.calibration import (
+    HIGH_SPECIFICITY,
+    MODERATE_SENSITIVITY,
+    fit_risk_thresholds,
+    tier_definitions,
+)
+from ml.classes import CLASSES, MELANOMA_INDEX
+from ml.data import (
+    Record,
+    default_data_dir,
+    read_metadata_rows,
+    read_split,
+    read_val_halves,
+    split_checksum,
+)
+from ml.export import _round, load_checkpoint, training_command, write_model_dir
+from ml.inference import DIHEDRAL_VIEWS, MODELS_ROOT, tta_views
+from ml.metrics import balanced_accuracy, multiclass_report, top_label_ece
+from ml.model import LesionNet
+from ml.preprocessing import PreprocessConfig, to_model_input
+from ml.selection import (
+    calibrate,
+    decide,
+    decision_weights,
+    fit_bcts,
+    fit_decision_alpha,
+    nll,
+)
+
+VIEW_COUNTS: tuple[int, ...] = (1, 4, 8)
+# As in v1: a smaller gain is within one dermatofibroma of noise and does not pay for the
+# extra forward passes.
+TTA_MIN_GAIN: float = 0.01
+
+
+@torch.inference_mode()
+def pooled_features(
+    model: LesionNet, records: list[Record], image_dir: Path, config: PreprocessConfig
+) -> dict[int, np.ndarray]:
+    """{views: (n, features)} image features averaged over the first 1, 4 and 8 views."""
+    out: dict[int, list[np.ndarray]] = {v: [] for v in VIEW_COUNTS}
+    for start in range(0, len(records), 4):
+        batch = []
+        for record in records[start : start + 4]:
+            with Image.open(image_dir / f"{record.image_id}.jpg") as image:
+                batch.append(to_model_input(image, config))
+        views = tta_views(torch.stack(batch), len(DIHEDRAL_VIEWS))
+        stacked = torch.cat(views).contiguous(memory_format=torch.channels_last)
+        feats = model.backbone(stacked).float().view(len(views), len(batch), -1)
+        for v in VIEW_COUNTS:
+            out[v].append(feats[:v].mean(0).numpy())
+    return {v: np.concatenate(parts) for v, parts in out.items()}
+
+
+@torch.inference_mode()
+def head_logits(
+    model: LesionNet, features: np.ndarray, records: list[meta.LesionMetadata] | None
+) -> np.ndarray:
+    """Logits from pooled image features; `records` None means every field missing."""
+    pooled = torch.from_numpy(features)
+    if model.use_metadata:
+        vectors = torch.stack([meta.encode(r) for r in (records or [None] * len(features))])
+        pooled = torch.cat([pooled, model.meta(vectors)], dim=1)
+    return model.classifier(pooled).float().numpy()
+
+
+def train_prior() -> np.ndarray:
+    counts = Counter(r.dx for r in read_split()["train"])
+    total = sum(counts.values())
+    return np.array([counts[c] / total for c in CLASSES])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--version", required=True, help="e.g. ham10000-lite0-v2")
+    parser.add_argument("--data", type=Path, default=default_data_dir())
+    parser.add_argument("--models-root", type=Path, default=MODELS_ROOT)
+    parser.add_argument("--eval-sizes", default="", help="comma-separated; default: train, +32")
+    parser.add_argument("--no-current", action="store_true", help="leave CURRENT as it is")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, help="also write the report-half predictions here")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    checkpoint = load_checkpoint(args.checkpoint)
+    if checkpoint["split_sha256"] != split_checksum():
+        raise SystemExit("the checkpoint was trained on another split than ml/splits/")
+    model = LesionNet(checkpoint["architecture"], use_metadata=bool(checkpoint["metadata"]))
+    model.load_state_dict(checkpoint["model"], strict=True)
+    model = model.eval().to(memory_format=torch.channels_last)
+    train_size = int(checkpoint["input_size"])
+    sizes = [int(s) for s in args.eval_sizes.split(",") if s] or [train_size, train_size + 32]
+
+    halves = read_val_halves()
+    rows = read_metadata_rows(args.data)
+    image_dir = args.data / "images"
+    labels = {h: np.array([CLASSES.index(r.dx) for r in recs]) for h, recs in halves.items()}
+    records = {h: [meta.from_row(rows[r.image_id]) for r in recs] for h, recs in halves.items()}
+    sources = [rows[r.image_id].get("dataset", "") for r in halves["report"]]
+
+    # 1. Features of both halves at each candidate size (one pass of 8 views per image).
+    features: dict[int, dict[str, dict[int, np.ndarray]]] = {}
+    for size in sizes:
+        began = time.monotonic()
+        config = PreprocessConfig(input_size=size)
+        features[size] = {
+            half: pooled_features(model, recs, image_dir, config) for half, recs in halves.items()
+        }
+        print(f"size {size}: features of 1431 images x 8 views in {time.monotonic() - began:.0f} s")
+
+    # 2. Size and views, on the select half: fewest views within TTA_MIN_GAIN of the best.
+    use_meta = model.use_metadata
+    select_table = {}
+    for size in sizes:
+        for views in VIEW_COUNTS:
+            logits = head_logits(
+                model, features[size]["select"][views], records["select"] if use_meta else None
+            )
+            select_table[f"{size}px x{views}"] = balanced_accuracy(
+                labels["select"], logits.argmax(1), len(CLASSES)
+            )
+    best = max(select_table.values())
+    plain_best = max(select_table[f"{s}px x1"] for s in sizes)
+    candidates = [
+        (views, size)
+        for size in sizes
+        for views in VIEW_COUNTS
+        if select_table[f"{size}px x{views}"]
+        >= (plain_best if views == 1 else plain_best + TTA_MIN_GAIN)
+        and select_table[f"{size}px x{views}"] >= best - TTA_MIN_GAIN
+    ]
+    views, size = min(candidates) if candidates else (1, sizes[0])
+
+    def logits_of(half: str, with_meta: bool) -> np.ndarray:
+        return head_logits(
+            model, features[size][half][views], records[half] if (use_meta and with_meta) else None
+        )
+
+    # 3. Calibration, decision rule and tier thresholds, on the select half.
+    select_logits = logits_of("select", True)
+    temperature, bias = fit_bcts(select_logits, labels["select"])
+    select_probs = calibrate(select_logits, temperature, bias)
+    prior = train_prior()
+    alpha, alpha_curve = fit_decision_alpha(select_probs, labels["select"], prior)
+    weights = decision_weights(prior, alpha)
+    is_mel_select = labels["select"] == MELANOMA_INDEX
+    thresholds = fit_risk_thresholds(is_mel_select, select_probs[:, MELANOMA_INDEX])
+
+    # 4. Everything reported, on the report half.
+    def report(with_meta: bool) -> tuple[dict, np.ndarray]:
+        probs = calibrate(logits_of("report", with_meta), temperature, bias)
+        result = multiclass_report(
+            labels["report"], probs, thresholds.as_dict(), decide(probs, weights)
+        )
+        return result, probs
+
+    with_meta, report_probs = report(True)
+    image_only, _ = report(False)
+    is_mel = labels["report"] == MELANOMA_INDEX
+    p_mel = report_probs[:, MELANOMA_INDEX]
+    breakdowns = melanoma_by_group(
+        is_mel, p_mel, thresholds.moderate, group_keys(records["report"], sources)
+    )
+    uncalibrated = calibrate(logits_of("report", True), 1.0)
+
+    args_dict = checkpoint.get("args", {})
+    config = PreprocessConfig(input_size=size)
+    card = {
+        "network": "lesionnet",
+        "architecture": checkpoint["architecture"],
+        "input_size": size,
+        "preprocessing": config.as_dict(),
+        "classes": list(CLASSES),
+        "metadata": {
+            "used": use_meta,
+            "fields": list(meta.FIELDS),
+            "site_groups": list(meta.SITE_GROUPS),
+            "training_dropout_per_field": float(args_dict.get("meta_dropout", 0) or 0)
+            if use_meta
+            else None,
+            "when_missing": "any field may be missing; the network was trained with each "
+            "field dropped at random and is measured without any of them (image_only)",
+        },
+        "temperature": round(temperature, 6),
+        "calibration_bias": [round(float(b), 6) for b in bias],
+        "decision": {
+            "rule": "shown class = argmax p(class) / prior(class)^alpha",
+            "alpha": alpha,
+            "prior": [round(float(p), 6) for p in prior],
+            "class_weights": [round(float(w), 6) for w in weights],
+            "select_balanced_accuracy_by_alpha": _round(alpha_curve),
+        },
+        "thresholds": thresholds.as_dict(),
+        "tiers": _round(tier_definitions(thresholds, is_mel, p_mel)),
+        "tier_targets": {
+            "moderate_min_sensitivity": MODERATE_SENSITIVITY,
+            "high_min_specificity": HIGH_SPECIFICITY,
+            "fitted_on": "select half; the tiers' figures above are the report half's",
+        },
+        "tta": views if views > 1 else 0,
+        "tta_views": list(DIHEDRAL_VIEWS[:views]),
+        "selection": {
+            "half": "select",
+            "n": int(len(labels["select"])),
+            "balanced_accuracy_by_size_and_views": _round(select_table),
+            "chosen": f"{size}px x{views}",
+            "rule": f"fewest views within {TTA_MIN_GAIN} of the best; more views only when "
+            f"they gain >= {TTA_MIN_GAIN} over one view",
+        },
+        "split_sha256": checkpoint["split_sha256"],
+        "training_command": training_command(args_dict),
+        "training_epochs": checkpoint.get("epoch"),
+        "weights_from": checkpoint.get("weights_from"),
+        "checkpoint_select_balanced_accuracy": checkpoint.get("select_balanced_accuracy"),
+        "calibration": {
+            "method": "bias-corrected temperature scaling, NLL on the select half",
+            "nll_before": round(nll(logits_of("report", True), labels["report"], 1.0), 4),
+            "nll_after": round(
+                nll(logits_of("report", True), labels["report"], temperature, bias), 4
+            ),
+            "ece_top_label_before": round(top_label_ece(labels["report"], uncalibrated), 4),
+            "ece_top_label_after": round(top_label_ece(labels["report"], report_probs), 4),
+            "measured_on": "report half",
+        },
+        "validation_half": "report: validation lesions that chose nothing",
+        "validation": _round(with_meta),
+        "image_only": _round(image_only),
+        "breakdowns": _round(breakdowns),
+        "data": {
+            "dataset": "HAM10000 (ISIC 2018 Task 3 training set)",
+            "licence": "CC BY-NC 4.0",
+            "citation": "Tschandl P, Rosendahl C, Kittler H. The HAM10000 dataset, a large "
+            "collection of multi-source dermatoscopic images of common pigmented skin "
+            "lesions. Sci Data 5, 180161 (2018).",
+        },
+        "intended_use": "Decision support for clinicians triaging dermoscopic images of "
+        "pigmented skin lesions. Not a diagnosis; not clinically validated.",
+    }
+    card["software"] = {
+        "torch": torch.__version__,
+        "timm": __import__("timm").__version__,
+    }
+    model_dir = write_model_dir(
+        args.models_root, args.version, model.state_dict(), card, not args.no_current
+    )
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        np.savez(args.out / "report_half.npz", labels=labels["report"], probs=report_probs)
+    summary = {
+        "model_dir": str(model_dir),
+        "chosen": card["selection"]["chosen"],
+        "alpha": alpha,
+        "temperature": card["temperature"],
+        "report_balanced_accuracy": with_meta["balanced_accuracy"],
+        "report_balanced_accuracy_image_only": image_only["balanced_accuracy"],
+        "report_melanoma_auc": with_meta["melanoma"]["auc"],
+        "report_spec_at_95_sens": with_meta["melanoma"]["specificity_at_95_sensitivity"],
+        "report_ece_top_label": with_meta["ece_top_label"],
+    }
+    print(json.dumps(_round(summary), indent=2))
+
+
+if __name__ == "__main__":
+    main()
