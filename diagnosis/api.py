@@ -180,6 +180,11 @@ class AnalysisResult(serializers.Serializer):
     melanoma_probability = serializers.FloatField()
     risk_tier = serializers.ChoiceField(choices=["low", "moderate", "high"])
     model_version = serializers.CharField()
+    metadata_used = serializers.ListField(
+        child=serializers.ChoiceField(choices=["age", "sex", "site"]),
+        help_text="Which of the lesion's recorded age, sex and anatomic site the model read "
+        "besides the image; empty when it read the image only.",
+    )
 
 
 class AnalysisOutput(serializers.Serializer):
@@ -217,6 +222,7 @@ class AnalysisOutput(serializers.Serializer):
                 "melanoma_probability": analysis.melanoma_probability,
                 "risk_tier": analysis.risk_tier,
                 "model_version": analysis.model_version,
+                "metadata_used": analysis.metadata_used or [],
             }
         ).data
 

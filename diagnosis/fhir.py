@@ -243,7 +243,7 @@ def analysis_bundle(*, analysis: Analysis, base_url: str) -> dict:
     observations.append((_urn(), _risk_observation(analysis, patient_ref, media_ref)))
     top = analysis.top_class
     conclusion = (
-        f"Most likely class: {CLASS_NAMES.get(top, top)} "
+        f"AI suggestion: {CLASS_NAMES.get(top, top)} "
         f"(melanoma probability {analysis.melanoma_probability:.1%}, "
         f"risk tier {analysis.risk_tier}). {DISCLAIMER}"
     )

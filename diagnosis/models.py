@@ -110,6 +110,9 @@ class Analysis(models.Model):
     risk_tier = models.CharField(max_length=10, choices=RiskTier.choices, blank=True)
     model_version = models.CharField(max_length=100, blank=True)
     timings_ms = models.JSONField(null=True, blank=True)
+    # Which of the lesion's age / sex / site the model read besides the image (empty: image
+    # only, because the model does not use them or none was recorded).
+    metadata_used = models.JSONField(default=list, blank=True)
     heatmap_top = models.FileField(upload_to=heatmap_upload_path, blank=True)
     heatmap_melanoma = models.FileField(upload_to=heatmap_upload_path, blank=True)
 
@@ -130,6 +133,12 @@ class Analysis(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.status in (AnalysisStatus.QUEUED, AnalysisStatus.RUNNING)
+
+    @property
+    def model_inputs_display(self) -> str:
+        """What the model looked at, in words: 'image, age, sex, site' or 'image only'."""
+        used = [field for field in ("age", "sex", "site") if field in (self.metadata_used or [])]
+        return "image, " + ", ".join(used) if used else "image only"
 
 
 # --- Doctors' reviews of analyses, and the histology that later confirms or refutes them. ---

@@ -173,7 +173,7 @@ def analysis_run(*, analysis_id: int) -> Analysis | None:
             analysis_id=analysis_id,
             reason="The stored image could not be read; please upload it again.",
         )
-    prediction = classifier.predict(image)
+    prediction = classifier.predict(image, lesion_metadata(analysis.image))
     heatmap_started = time.perf_counter()
     top_map = classifier.heatmap(image, prediction.top_class)
     # When melanoma is the top class both maps are the same Grad-CAM: compute it once.
@@ -198,11 +198,24 @@ def analysis_run(*, analysis_id: int) -> Analysis | None:
         analysis.risk_tier = prediction.risk_tier
         analysis.model_version = prediction.model_version
         analysis.timings_ms = timings
+        analysis.metadata_used = list(prediction.metadata_used)
         analysis.status = AnalysisStatus.DONE
         analysis.failure_reason = ""
         analysis.finished_at = timezone.now()
         analysis.save()
     return analysis
+
+
+def lesion_metadata(image: DermoscopicImage):
+    """What the clinic recorded about the imaged lesion, as the classifier reads it: the
+    patient's age on the day the image was taken (uploaded), sex, and the lesion's site.
+    'other'/'unknown' sex and 'unknown' site count as missing, as in training."""
+    from ml.metadata import parse
+
+    lesion = image.lesion
+    patient = lesion.patient
+    age = patient.age_on(image.uploaded_at.date()) if patient.date_of_birth else None
+    return parse(age=age, sex=patient.sex, site=lesion.anatomic_site)
 
 
 def _open_image(image: DermoscopicImage):

@@ -28,7 +28,8 @@ QUEUE_SHOWN = 20
 
 
 def class_rows(analysis: Analysis) -> list[dict]:
-    """The 7 classes in plain words with their probability, most likely first."""
+    """The 7 classes in plain words with their probability, most probable first; `is_top`
+    marks the AI suggestion (v2 models weigh rare classes up, so it need not be the first)."""
     probabilities = analysis.probabilities or {}
     rows = [
         {

@@ -21,6 +21,7 @@ def test_done_analysis_gives_result_and_disclaimer(api, done_analysis):
     assert body["result"]["melanoma_probability"] == 0.62
     assert body["result"]["risk_tier"] == "high"
     assert body["result"]["model_version"] == "effnet-test-1"
+    assert body["result"]["metadata_used"] == []  # an image-only (v1) model's result
     assert body["disclaimer"] == DISCLAIMER
     assert body["disclaimer"] == "AI-assisted assessment, not a diagnosis. Consult a dermatologist."
     assert body["queue_position"] is None
@@ -72,3 +73,12 @@ def test_list_with_bad_filter_is_400(api):
 
 def test_list_hides_other_clinics_analyses(other_api, done_analysis):
     assert other_api.get("/api/v1/analyses/").json()["results"] == []
+
+
+def test_result_says_which_recorded_fields_the_model_read(api, done_analysis):
+    done_analysis.metadata_used = ["age", "site"]
+    done_analysis.save(update_fields=["metadata_used"])
+
+    body = api.get(f"/api/v1/analyses/{done_analysis.pk}/").json()
+
+    assert body["result"]["metadata_used"] == ["age", "site"]
