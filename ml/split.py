@@ -5,6 +5,7 @@ both sides and the validation score would measure memory, not generalisation.
 
     python -m ml.split [--data DIR] [--seed 42]
     python -m ml.split --halves      # validation -> select / report halves (by lesion)
+    python -m ml.split --half-labels report runs/report_half.csv   # for ml.evaluate
 """
 
 from __future__ import annotations
@@ -52,6 +53,22 @@ def write_val_halves(data_dir: Path, seed: int = 42, out: Path = HALVES_PATH) ->
     print(f"wrote {out}: {len(rows) - report} select, {report} report images")
 
 
+def write_half_labels(data_dir: Path, half: str, out: Path) -> None:
+    """A labels CSV of one validation half with HAM10000's metadata columns, the input
+    `ml.evaluate` takes: every model is measured on the same lesions the same way."""
+    from ml.data import read_metadata_rows, read_val_halves
+
+    rows = read_metadata_rows(data_dir)
+    columns = ["image_id", "dx", "age", "sex", "localization", "dataset"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(columns)
+        for record in read_val_halves()[half]:
+            writer.writerow([rows[record.image_id].get(c, "") for c in columns])
+    print(f"wrote {out}: the {half} half")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=default_data_dir())
@@ -60,7 +77,16 @@ def main() -> None:
     parser.add_argument(
         "--halves", action="store_true", help="write the validation halves from the saved split"
     )
+    parser.add_argument(
+        "--half-labels",
+        nargs=2,
+        metavar=("HALF", "CSV"),
+        help="write a labels CSV (with metadata) of the select or report half",
+    )
     args = parser.parse_args()
+    if args.half_labels:
+        write_half_labels(args.data, args.half_labels[0], Path(args.half_labels[1]))
+        return
     if args.halves:
         write_val_halves(args.data, args.seed)
         return
