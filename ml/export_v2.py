@@ -186,6 +186,17 @@ def main(argv: list[str] | None = None) -> None:
         )
         return result, probs
 
+    # For the record only (nothing is chosen from it): did test-time views help on lesions
+    # that chose nothing? v1's export saw TTA lose 2.4 points and asked whether it was a bug.
+    report_by_views = {}
+    for n_views in VIEW_COUNTS:
+        feats = features[size]["report"][n_views]
+        logits = head_logits(model, feats, records["report"] if use_meta else None)
+        shown = decide(calibrate(logits, temperature, bias), weights)
+        report_by_views[f"{size}px x{n_views}"] = balanced_accuracy(
+            labels["report"], shown, len(CLASSES)
+        )
+
     with_meta, report_probs = report(True)
     image_only, _ = report(False)
     is_mel = labels["report"] == MELANOMA_INDEX
@@ -238,6 +249,7 @@ def main(argv: list[str] | None = None) -> None:
             "chosen": f"{size}px x{views}",
             "rule": f"fewest views within {TTA_MIN_GAIN} of the best; more views only when "
             f"they gain >= {TTA_MIN_GAIN} over one view",
+            "report_half_balanced_accuracy_by_views": _round(report_by_views),
         },
         "split_sha256": checkpoint["split_sha256"],
         "training_command": training_command(args_dict),

@@ -15,7 +15,7 @@ from ml.classes import CLASSES
 from ml.data import Record
 from ml.export import write_model_dir
 from ml.export_v2 import head_logits, pooled_features
-from ml.inference import Classifier, forward_logits
+from ml.inference import Classifier, forward_logits, tta_views
 from ml.preprocessing import PreprocessConfig, to_model_input
 from tests.ml.conftest import lesion_like_image, random_lesionnet, v2_card
 
@@ -182,3 +182,37 @@ def test_evaluate_balanced_accuracy_matches_isic_challenge_scoring(tmp_path, v2_
     submitted = pd.DataFrame(np.eye(7)[shown], columns=columns)
     official = balanced_multiclass_accuracy(truth, submitted, pd.Series(np.ones(len(shown))))
     assert result["metrics"]["balanced_accuracy"] == pytest.approx(official, abs=1e-12)
+
+
+def test_eight_view_tta_is_the_mean_of_the_dihedral_views_run_alone(v2_classifier):
+    model = v2_classifier.model
+    batch = torch.stack([v2_classifier.preprocess(lesion_like_image(seed=s)) for s in range(5)])
+    vectors = v2_classifier.metadata_tensor([meta.parse(60, "male", "back")] * 5, 5)
+
+    with torch.inference_mode():
+        together = forward_logits(model, batch, 8, vectors)
+        alone = torch.stack(
+            [
+                forward_logits(model, view.contiguous(), False, vectors)
+                for view in tta_views(batch, 8)
+            ]
+        ).mean(0)
+        transposed = tta_views(batch, 8)[4]
+
+    torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(transposed, batch.transpose(2, 3))
+
+
+def test_v1_stays_loadable_beside_v2():
+    from ml.inference import MODELS_ROOT
+
+    v1_dir = MODELS_ROOT / "ham10000-lite0-v1"
+    if not (v1_dir / "weights.pt").is_file():
+        pytest.skip("v1 weights not in this checkout")
+    v1 = Classifier.load(v1_dir, threads=1)
+
+    prediction = v1.predict(lesion_like_image(), meta.parse(50, "female", "back"))
+
+    assert prediction.model_version == "ham10000-lite0-v1"
+    assert prediction.metadata_used == ()  # v1 reads the image only
+    assert sum(prediction.probabilities.values()) == pytest.approx(1.0)
