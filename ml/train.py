@@ -141,6 +141,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--meta-dropout", type=float, default=0.3)
     parser.add_argument("--ema-decay", type=float, default=0.998)
     parser.add_argument("--patience", type=int, default=4)
+    parser.add_argument(
+        "--select-by",
+        choices=("auc", "ba"),
+        default="auc",
+        help="checkpoint criterion on the select half: mean of macro and melanoma AUC, or "
+        "balanced accuracy (v1's, noisy)",
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1)
@@ -260,7 +267,16 @@ def main(argv: list[str] | None = None) -> None:
             scores[name] = balanced_accuracy_score(labels_np, logits.argmax(1))
             # Less noisy than balanced accuracy on 8 dermatofibromas: ranking quality.
             aucs[name] = select_aucs(labels_np, logits)
-        winner = max(scores, key=scores.get)
+        # The checkpoint criterion: balanced accuracy on a half with 8 dermatofibromas has a
+        # standard error of ~3.5 points, and the max of a dozen such draws is a lucky one; the
+        # mean of macro and melanoma AUC ranks the same weights far more steadily, and the
+        # export re-fits the decision rule that balanced accuracy depends on anyway.
+        criterion = (
+            scores
+            if args.select_by == "ba"
+            else {k: (v["macro"] + v["mel"]) / 2 for k, v in aucs.items()}
+        )
+        winner = max(criterion, key=criterion.get)
         record = {
             "epoch": state["epoch"],
             "step": state["step"],
@@ -273,8 +289,8 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(record), flush=True)
         with open(args.out / "metrics.jsonl", "a") as log:
             log.write(json.dumps(record) + "\n")
-        if scores[winner] > state["best"]:
-            state["best"], state["stale"] = scores[winner], 0
+        if criterion[winner] > state["best"]:
+            state["best"], state["stale"] = criterion[winner], 0
             weights = (model if winner == "model" else ema.module).state_dict()
             torch.save(
                 {
@@ -284,6 +300,8 @@ def main(argv: list[str] | None = None) -> None:
                     "epoch": state["epoch"],
                     "weights_from": winner,
                     "select_balanced_accuracy": scores[winner],
+                    "select_auc": aucs[winner],
+                    "select_by": args.select_by,
                     "input_size": args.size,
                     "split_sha256": split_checksum(),
                     "args": {k: str(v) for k, v in vars(args).items()},
@@ -302,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
             },
             last_path,
         )
-    print(f"done: best selection balanced accuracy {state['best']:.4f} -> {best_path}")
+    print(f"done: best selection {args.select_by} {state['best']:.4f} -> {best_path}")
 
 
 if __name__ == "__main__":
