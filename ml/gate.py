@@ -1,0 +1,284 @@
+"""The image gate: refuse an image before any prediction when it is unusable or not dermoscopy.
+
+    python -m ml.gate --images DIR [--model-dir ml/models/<version>]   # check a folder
+    python -m ml.gate fit [--model-dir ...] [--data DIR]                # fit and measure
+
+Two checks, in order, both fitted offline and shipped in the model's directory (`gate.json`,
+`gate.npz`), so the worker and this command judge an image the same way:
+1. quality (`ml.quality`): too small, too dark or bright, nearly uniform, out of focus;
+2. out of distribution (`ml.ood`): the smallest Mahalanobis distance of the classifier's own
+   features to the dermoscopic classes, above a threshold that accepts GATE_ACCEPT_TARGET of
+   held-out dermoscopic lesions (the select half).
+
+`fit` measures what the gate does on images that chose none of its thresholds: the report half
+of HAM10000 validation (target: at least 99% accepted), the same images shifted the way other
+dermatoscopes differ (colour, exposure, zoom; a stand-in for hospitals we do not have), and
+the non-dermoscopic set of `ml.nonderm` (target: at least 95% rejected).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance
+
+from ml import quality
+from ml.inference import MODELS_ROOT, Classifier
+from ml.ood import MahalanobisModel
+
+GATE_FILE = "gate.json"
+GATE_ACCEPT_TARGET = 0.995
+OOD_MARGIN = 1.15
+NOT_DERMOSCOPIC = (
+    "This does not look like a dermoscopic image of a skin lesion. Take the photograph through "
+    "the dermatoscope, touching the skin, with the lesion centred."
+)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    accepted: bool
+    reason: str | None  # a key of quality.REASONS, or "not_dermoscopic"
+    message: str  # plain words for staff; empty when accepted
+    ood_score: float | None  # None when a quality check refused it first
+
+    def as_dict(self) -> dict:
+        return {
+            "verdict": "accepted" if self.accepted else "rejected",
+            "reason": self.reason,
+            "message": self.message,
+            "ood_score": None if self.ood_score is None else round(self.ood_score, 1),
+        }
+
+
+class GateNotFitted(Exception):
+    """The model directory has no gate files: run `python -m ml.gate fit`."""
+
+
+class Gate:
+    """Quality thresholds and the OOD model of one classifier version."""
+
+    def __init__(self, classifier: Classifier, config: dict, ood: MahalanobisModel) -> None:
+        self.classifier = classifier
+        self.config = config
+        self.thresholds = quality.QualityThresholds(**config["quality"])
+        self.ood = ood
+        self.ood_threshold = float(config["ood"]["threshold"])
+
+    @classmethod
+    def load(cls, classifier: Classifier) -> Gate:
+        path = classifier.model_dir / GATE_FILE
+        if not path.is_file():
+            raise GateNotFitted(f"no image gate for {classifier.version}: {path} not found")
+        config = json.loads(path.read_text())
+        return cls(classifier, config, MahalanobisModel.load(classifier.model_dir))
+
+    def ood_scores(self, images: Sequence[Image.Image]) -> np.ndarray:
+        return self.ood.score(self.classifier.image_features(images))
+
+    def check(self, image: Image.Image) -> Verdict:
+        """The verdict on one image: quality first (cheap, and its advice is specific)."""
+        failed = quality.check(quality.measure(image), self.thresholds)
+        if failed:
+            return Verdict(False, failed, quality.REASONS[failed], None)
+        score = float(self.ood_scores([image])[0])
+        if score > self.ood_threshold:
+            return Verdict(False, "not_dermoscopic", NOT_DERMOSCOPIC, score)
+        return Verdict(True, None, "", score)
+
+
+def _images_in(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} not found")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def check_folder(gate: Gate, folder: Path) -> dict:
+    """What `python -m ml.gate --images DIR` prints."""
+    rows = []
+    for path in _images_in(folder):
+        try:
+            with Image.open(path) as image:
+                image.load()
+                verdict = gate.check(image)
+            row = {"image": path.name, **verdict.as_dict()}
+        except OSError as error:
+            row = {
+                "image": path.name,
+                "verdict": "rejected",
+                "reason": "unreadable",
+                "message": f"The file could not be read as an image ({error}).",
+                "ood_score": None,
+            }
+        rows.append(row)
+    accepted = sum(1 for r in rows if r["verdict"] == "accepted")
+    return {
+        "model_version": gate.classifier.version,
+        "accepted": accepted,
+        "rejected": len(rows) - accepted,
+        "images": rows,
+    }
+
+
+# --- fitting -------------------------------------------------------------------------------
+
+
+def device_shifts(image: Image.Image, seed: int) -> Image.Image:
+    """The image as another dermatoscope might give it: a colour cast, other exposure and
+    contrast, another zoom and a larger file. Deterministic per seed."""
+    rng = np.random.default_rng(seed)
+    rgb = image.convert("RGB")
+    gains = 1 + rng.uniform(-0.12, 0.12, 3)
+    pixels = np.clip(np.asarray(rgb, dtype=np.float64) * gains, 0, 255).astype(np.uint8)
+    shifted = Image.fromarray(pixels)
+    shifted = ImageEnhance.Brightness(shifted).enhance(rng.uniform(0.8, 1.2))
+    shifted = ImageEnhance.Contrast(shifted).enhance(rng.uniform(0.8, 1.25))
+    zoom = rng.uniform(0.8, 1.0)
+    w, h = shifted.size
+    cw, ch = int(w * zoom), int(h * zoom)
+    left, top = (w - cw) // 2, (h - ch) // 2
+    shifted = shifted.crop((left, top, left + cw, top + ch))
+    scale = rng.uniform(1.0, 3.0)
+    return shifted.resize((int(cw * scale), int(ch * scale)), Image.Resampling.BICUBIC)
+
+
+def _load(paths: Sequence[Path]) -> list[Image.Image]:
+    images = []
+    for path in paths:
+        with Image.open(path) as image:
+            images.append(image.convert("RGB"))
+    return images
+
+
+def _scores(classifier: Classifier, ood: MahalanobisModel, images: list[Image.Image]) -> np.ndarray:
+    out = []
+    for start in range(0, len(images), 64):
+        out.append(ood.score(classifier.image_features(images[start : start + 64])))
+    return np.concatenate(out)
+
+
+def fit_gate(classifier: Classifier, data_dir: Path) -> dict:
+    """Fit quality thresholds and the OOD model, write them beside the weights, and return the
+    measured rates (also written into gate.json)."""
+    from ml.classes import CLASSES
+    from ml.data import read_split, read_val_halves
+    from ml.nonderm import non_dermoscopic_images
+    from ml.ood import fit
+
+    image_dir = data_dir / "images"
+    train = read_split()["train"]
+    halves = read_val_halves()
+
+    def paths(records):
+        return [image_dir / f"{r.image_id}.jpg" for r in records]
+
+    train_images = _load(paths(train))
+    thresholds = quality.fit_thresholds(quality.measure(i) for i in train_images)
+    features = np.concatenate(
+        [
+            classifier.image_features(train_images[s : s + 64])
+            for s in range(0, len(train_images), 64)
+        ]
+    )
+    ood = fit(features, np.array([CLASSES.index(r.dx) for r in train]))
+    del train_images, features
+
+    select_images = _load(paths(halves["select"]))
+    select_scores = _scores(classifier, ood, select_images)
+    threshold = float(np.quantile(select_scores, GATE_ACCEPT_TARGET) * OOD_MARGIN)
+    ood.save(classifier.model_dir)
+    config = {
+        "version": classifier.version,
+        "quality": thresholds.as_dict(),
+        "ood": {
+            "method": "min class-conditional Mahalanobis distance, shared Ledoit-Wolf covariance, "
+            "pooled penultimate features, fitted on the training split",
+            "threshold": threshold,
+            "rule": f"{GATE_ACCEPT_TARGET:.1%} quantile of select-half scores x {OOD_MARGIN}",
+        },
+    }
+    gate = Gate(classifier, config, ood)
+
+    def accepted_share(images: list[Image.Image]) -> dict:
+        verdicts = [gate.check(i) for i in images]
+        reasons: dict[str, int] = {}
+        for v in verdicts:
+            if not v.accepted:
+                reasons[v.reason] = reasons.get(v.reason, 0) + 1
+        n_ok = sum(v.accepted for v in verdicts)
+        return {
+            "n": len(verdicts),
+            "accepted": n_ok,
+            "share": n_ok / len(verdicts),
+            "reasons": reasons,
+        }
+
+    report_images = _load(paths(halves["report"]))
+    shifted = [device_shifts(image, i) for i, image in enumerate(report_images)]
+    non_derm = list(non_dermoscopic_images())
+    non_derm_verdicts = {name: (kind, gate.check(image)) for name, kind, image in non_derm}
+    rejected = sum(1 for _, v in non_derm_verdicts.values() if not v.accepted)
+    config["measured"] = {
+        "select_half_accepted": accepted_share(select_images),
+        "report_half_accepted": accepted_share(report_images),
+        "report_half_device_shifted_accepted": accepted_share(shifted),
+        "non_dermoscopic_rejected": {
+            "n": len(non_derm_verdicts),
+            "rejected": rejected,
+            "share": rejected / len(non_derm_verdicts),
+            "images": {
+                name: {"kind": kind, **v.as_dict()} for name, (kind, v) in non_derm_verdicts.items()
+            },
+        },
+    }
+    (classifier.model_dir / GATE_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    fitting = bool(argv) and argv[0] == "fit"
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, help="ml/models/<version> (default: CURRENT)")
+    parser.add_argument("--threads", type=int, default=None)
+    if fitting:
+        from ml.data import default_data_dir
+
+        parser.add_argument("--data", type=Path, default=default_data_dir())
+        args = parser.parse_args(argv[1:])
+    else:
+        parser.add_argument("--images", type=Path, required=True)
+        args = parser.parse_args(argv)
+    if args.model_dir:
+        classifier = Classifier.load(args.model_dir, threads=args.threads)
+    else:
+        classifier = Classifier.load_current(MODELS_ROOT, threads=args.threads)
+    if fitting:
+        measured = fit_gate(classifier, args.data)["measured"]
+        summary = {
+            k: v
+            if k != "non_dermoscopic_rejected"
+            else {kk: vv for kk, vv in v.items() if kk != "images"}
+            for k, v in measured.items()
+        }
+        print(json.dumps(summary, indent=2))
+        return 0
+    try:
+        gate = Gate.load(classifier)
+        result = check_folder(gate, args.images)
+    except (GateNotFitted, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
