@@ -57,6 +57,8 @@ from ml.selection import (
     fit_decision_alpha,
     nll,
 )
+from ml.triage import LEVELS, NMSC_SENSITIVITY, TriageThresholds, fit_nmsc_threshold
+from ml.triage import measure as measure_triage
 
 VIEW_COUNTS: tuple[int, ...] = (1, 4, 8)
 # As in v1: a smaller gain is within one dermatofibroma of noise and does not pay for the
@@ -177,6 +179,11 @@ def main(argv: list[str] | None = None) -> None:
     weights = decision_weights(prior, alpha)
     is_mel_select = labels["select"] == MELANOMA_INDEX
     thresholds = fit_risk_thresholds(is_mel_select, select_probs[:, MELANOMA_INDEX])
+    triage_thresholds = TriageThresholds(
+        moderate=thresholds.moderate,
+        high=thresholds.high,
+        nmsc=fit_nmsc_threshold(labels["select"], select_probs),
+    )
 
     # 4. Everything reported, on the report half.
     def report(with_meta: bool) -> tuple[dict, np.ndarray]:
@@ -239,6 +246,21 @@ def main(argv: list[str] | None = None) -> None:
             "moderate_min_sensitivity": MODERATE_SENSITIVITY,
             "high_min_specificity": HIGH_SPECIFICITY,
             "fitted_on": "select half; the tiers' figures above are the report half's",
+        },
+        "triage": {
+            "levels": list(LEVELS),
+            "thresholds": triage_thresholds.as_dict(),
+            "rules": {
+                "urgent": "p(mel) >= high: melanoma suspected",
+                "soon": "p(bcc) + p(akiec) >= nmsc (BCC or AK/Bowen's suspected), or "
+                "p(mel) >= moderate (melanoma not excluded)",
+                "routine": "none of the above; not a statement that the lesion is benign",
+            },
+            "fitted_on": "select half: high and moderate as the risk tiers, nmsc for >= "
+            f"{NMSC_SENSITIVITY:.0%} of select-half BCC + AK/Bowen's",
+            "report_half": _round(
+                measure_triage(labels["report"], report_probs, triage_thresholds)
+            ),
         },
         "tta": views if views > 1 else 0,
         "tta_views": list(DIHEDRAL_VIEWS[:views]),
