@@ -63,6 +63,18 @@ from ml.preprocessing import PreprocessConfig, to_model_input
 # TTA gain is indistinguishable from that and does not pay for 4x the inference time.
 TTA_MIN_GAIN: float = 0.01
 MAX_WEIGHTS_MB: float = 25.0
+# What every card (v1 and v2) says of its data and its use.
+TRAINING_DATA: dict[str, str] = {
+    "dataset": "HAM10000 (ISIC 2018 Task 3 training set)",
+    "licence": "CC BY-NC 4.0",
+    "citation": "Tschandl P, Rosendahl C, Kittler H. The HAM10000 dataset, a large "
+    "collection of multi-source dermatoscopic images of common pigmented skin "
+    "lesions. Sci Data 5, 180161 (2018).",
+}
+INTENDED_USE = (
+    "Decision support for clinicians triaging dermoscopic images of "
+    "pigmented skin lesions. Not a diagnosis; not clinically validated."
+)
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -235,15 +247,8 @@ def build_card(
             "ece_top_label_after": round(top_label_ece(labels, probs), 4),
         },
         "validation": _round(report),
-        "data": {
-            "dataset": "HAM10000 (ISIC 2018 Task 3 training set)",
-            "licence": "CC BY-NC 4.0",
-            "citation": "Tschandl P, Rosendahl C, Kittler H. The HAM10000 dataset, a large "
-            "collection of multi-source dermatoscopic images of common pigmented skin "
-            "lesions. Sci Data 5, 180161 (2018).",
-        },
-        "intended_use": "Decision support for clinicians triaging dermoscopic images of "
-        "pigmented skin lesions. Not a diagnosis; not clinically validated.",
+        "data": TRAINING_DATA,
+        "intended_use": INTENDED_USE,
         "exported_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "software": {
             "python": platform.python_version(),

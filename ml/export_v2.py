@@ -44,7 +44,14 @@ from ml.data import (
     read_val_halves,
     split_checksum,
 )
-from ml.export import _round, load_checkpoint, training_command, write_model_dir
+from ml.export import (
+    INTENDED_USE,
+    TRAINING_DATA,
+    _round,
+    load_checkpoint,
+    training_command,
+    write_model_dir,
+)
 from ml.inference import DIHEDRAL_VIEWS, MODELS_ROOT, tta_views
 from ml.metrics import balanced_accuracy, multiclass_report, top_label_ece
 from ml.model import LesionNet
@@ -292,15 +299,8 @@ def main(argv: list[str] | None = None) -> None:
         "validation": _round(with_meta),
         "image_only": _round(image_only),
         "breakdowns": _round(breakdowns),
-        "data": {
-            "dataset": "HAM10000 (ISIC 2018 Task 3 training set)",
-            "licence": "CC BY-NC 4.0",
-            "citation": "Tschandl P, Rosendahl C, Kittler H. The HAM10000 dataset, a large "
-            "collection of multi-source dermatoscopic images of common pigmented skin "
-            "lesions. Sci Data 5, 180161 (2018).",
-        },
-        "intended_use": "Decision support for clinicians triaging dermoscopic images of "
-        "pigmented skin lesions. Not a diagnosis; not clinically validated.",
+        "data": TRAINING_DATA,
+        "intended_use": INTENDED_USE,
     }
     card["software"] = {
         "torch": torch.__version__,
