@@ -296,20 +296,6 @@ class Classifier:
             logits = forward_logits(self.model, batch, self.tta, metadata)
         return calibrate(logits.numpy(), self.temperature, self.calibration_bias)
 
-    def image_features(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """Pooled penultimate image features (n, 1280) of the plain view: what the image gate
-        measures how dermoscopic an image looks by."""
-        batch = torch.stack([self.preprocess(image) for image in images])
-        batch = batch.contiguous(memory_format=torch.channels_last)
-        with self._lock, torch.inference_mode():
-            if hasattr(self.model, "backbone"):
-                pooled = self.model.backbone(batch)
-            else:
-                pooled = self.model.forward_head(
-                    self.model.forward_features(batch), pre_logits=True
-                )
-        return pooled.float().numpy()
-
     def decide(self, probs: np.ndarray) -> int:
         """Index of the class shown as the result: argmax of the probabilities, or for a
         card with balanced decision weights argmax(p * weight)."""
