@@ -150,16 +150,19 @@ def main(argv: list[str] | None = None) -> None:
         print(f"size {size}: features of 1431 images x 8 views in {time.monotonic() - began:.0f} s")
 
     # 2. Size and views, on the select half: fewest views within TTA_MIN_GAIN of the best.
+    # Each candidate is scored as it would be served: calibrated, then the balanced decision
+    # fitted for it (scoring raw arg-max instead would judge a rule the portal never uses).
     use_meta = model.use_metadata
+    prior = train_prior()
     select_table = {}
     for size in sizes:
         for views in VIEW_COUNTS:
             logits = head_logits(
                 model, features[size]["select"][views], records["select"] if use_meta else None
             )
-            select_table[f"{size}px x{views}"] = balanced_accuracy(
-                labels["select"], logits.argmax(1), len(CLASSES)
-            )
+            t, b = fit_bcts(logits, labels["select"])
+            _, curve = fit_decision_alpha(calibrate(logits, t, b), labels["select"], prior)
+            select_table[f"{size}px x{views}"] = max(curve.values())
     best = max(select_table.values())
     plain_best = max(select_table[f"{s}px x1"] for s in sizes)
     candidates = [
@@ -181,7 +184,6 @@ def main(argv: list[str] | None = None) -> None:
     select_logits = logits_of("select", True)
     temperature, bias = fit_bcts(select_logits, labels["select"])
     select_probs = calibrate(select_logits, temperature, bias)
-    prior = train_prior()
     alpha, alpha_curve = fit_decision_alpha(select_probs, labels["select"], prior)
     weights = decision_weights(prior, alpha)
     is_mel_select = labels["select"] == MELANOMA_INDEX
