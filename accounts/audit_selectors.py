@@ -29,21 +29,7 @@ def history_for(obj: models.Model, *, user: User | None = None) -> QuerySet[Audi
 
 
 def _parts(obj: models.Model) -> list[tuple[str, int]]:
-    """The records an analysis's history is made of: its image, its reviews, its reports.
-    Found through reverse relations by name, so apps added later (reviews, reports) count
-    without this module importing them."""
-    parts: list[tuple[str, int]] = []
-    if obj._meta.model_name == "analysis":
-        parts.append(("dermoscopicimage", obj.image_id))
-        for relation in obj._meta.related_objects:
-            if relation.one_to_many or relation.one_to_one:
-                accessor = relation.get_accessor_name()
-                related = getattr(obj, accessor, None)
-                if related is None:
-                    continue
-                if relation.one_to_one:
-                    parts.append((relation.related_model._meta.model_name, related.pk))
-                else:
-                    model_name = relation.related_model._meta.model_name
-                    parts.extend((model_name, pk) for pk in related.values_list("pk", flat=True))
-    return parts
+    """The records an object's history is made of (for an analysis: its image and its
+    reviews), as the object lists them in `audit_parts()`; this module names no other app."""
+    audit_parts = getattr(obj, "audit_parts", None)
+    return list(audit_parts()) if audit_parts is not None else []

@@ -45,6 +45,11 @@ class Lesion(models.Model):
         site = self.get_anatomic_site_display()
         return f"{site} - {self.label}" if self.label else site
 
+    @property
+    def audit_patient_id(self) -> int:
+        """The patient an audit event about this record names (accounts.audit)."""
+        return self.patient_id
+
 
 def image_upload_path(instance: DermoscopicImage, filename: str) -> str:
     # Random names: a storage listing must not reveal patients or clinics' case counts by name.
@@ -78,6 +83,10 @@ class DermoscopicImage(models.Model):
 
     def __str__(self) -> str:
         return f"Image {self.pk} of lesion {self.lesion_id}"
+
+    @property
+    def audit_patient_id(self) -> int:
+        return self.lesion.patient_id
 
 
 class AnalysisStatus(models.TextChoices):
@@ -129,6 +138,16 @@ class Analysis(models.Model):
 
     def __str__(self) -> str:
         return f"Analysis {self.pk} ({self.status})"
+
+    @property
+    def audit_patient_id(self) -> int:
+        return self.image.lesion.patient_id
+
+    def audit_parts(self) -> list[tuple[str, int]]:
+        """The records this analysis's audit history is made of: its image and every version
+        of its review (accounts.audit_selectors.history_for)."""
+        reviews = self.reviews.values_list("pk", flat=True)
+        return [("dermoscopicimage", self.image_id), *(("review", pk) for pk in reviews)]
 
     @property
     def is_pending(self) -> bool:
@@ -249,6 +268,10 @@ class Review(models.Model):
         return self.signed_at is not None
 
     @property
+    def audit_patient_id(self) -> int:
+        return self.analysis.image.lesion.patient_id
+
+    @property
     def diagnosis_label(self) -> str:
         if self.diagnosis == DiagnosisChoice.OTHER:
             return f"Other: {self.diagnosis_other}"
@@ -283,6 +306,10 @@ class Histopathology(models.Model):
 
     def __str__(self) -> str:
         return f"Histopathology of lesion {self.lesion_id}: {self.diagnosis}"
+
+    @property
+    def audit_patient_id(self) -> int:
+        return self.lesion.patient_id
 
     @property
     def diagnosis_label(self) -> str:

@@ -55,6 +55,11 @@ class Patient(models.Model):
         return f"{self.full_name} ({self.mrn})"
 
     @property
+    def audit_patient_id(self) -> int:
+        """The patient an audit event about this record names (accounts.audit)."""
+        return self.pk
+
+    @property
     def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}"
 

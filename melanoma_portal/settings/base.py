@@ -250,9 +250,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # celery beat: re-send analyses whose message was lost (a broker restart, a dead worker).
 CELERY_BEAT_SCHEDULE = {
-    # Delete original images past their clinic's retention period (accounts.tasks).
+    # Delete original images past their clinic's retention period (diagnosis.tasks).
     "purge-expired-originals": {
-        "task": "accounts.tasks.purge_expired_originals",
+        "task": "diagnosis.tasks.purge_expired_originals",
         "schedule": float(os.environ.get("RETENTION_PURGE_EVERY_S", str(6 * 3600))),
     },
     "requeue-stale-analyses": {
