@@ -20,11 +20,6 @@ SESSION_LAST_SEEN = "_portal_last_seen"
 # for a 30-minute idle limit.
 LAST_SEEN_RESOLUTION_S = 60
 
-DEFAULT_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
-    "form-action 'self'; frame-ancestors 'none'"
-)
 DEFAULT_PERMISSIONS_POLICY = (
     "camera=(self), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()"
 )
@@ -40,7 +35,8 @@ class SecurityHeadersMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        csp = getattr(settings, "CONTENT_SECURITY_POLICY", DEFAULT_CSP)
+        # The policy is written once, in settings (base.py says why it is what it is).
+        csp = getattr(settings, "CONTENT_SECURITY_POLICY", "")
         if csp and "Content-Security-Policy" not in response:
             response["Content-Security-Policy"] = csp
         policy = getattr(settings, "PERMISSIONS_POLICY", DEFAULT_PERMISSIONS_POLICY)

@@ -24,7 +24,7 @@ from rest_framework.response import Response
 
 from accounts.audit import audit_record
 from accounts.models import User
-from diagnosis import fhir
+from diagnosis import fhir, presentation
 from diagnosis.models import (
     Analysis,
     AnalysisStatus,
@@ -35,10 +35,7 @@ from diagnosis.models import (
 from diagnosis.selectors import analysis_get, analysis_list, lesion_get, lesion_list, queue_position
 from diagnosis.services import image_upload, lesion_create
 from melanoma_portal.api_errors import error_body, parse_id
-from ml.classes import CLASS_NAMES
 from patients.selectors import patient_get
-
-DISCLAIMER = "AI-assisted assessment, not a diagnosis. Consult a dermatologist."
 
 
 def _status_url(request: Request, analysis: Analysis) -> str:
@@ -215,10 +212,10 @@ class AnalysisOutput(serializers.Serializer):
             {
                 "probabilities": analysis.probabilities,
                 "class_names": {
-                    code: CLASS_NAMES.get(code, code) for code in analysis.probabilities
+                    code: presentation.class_name(code) for code in analysis.probabilities
                 },
                 "top_class": analysis.top_class,
-                "top_class_name": CLASS_NAMES.get(analysis.top_class, analysis.top_class),
+                "top_class_name": presentation.class_name(analysis.top_class),
                 "melanoma_probability": analysis.melanoma_probability,
                 "risk_tier": analysis.risk_tier,
                 "model_version": analysis.model_version,
@@ -227,7 +224,7 @@ class AnalysisOutput(serializers.Serializer):
         ).data
 
     def get_disclaimer(self, analysis: Analysis) -> str:
-        return DISCLAIMER
+        return presentation.DISCLAIMER
 
 
 class AnalysisDetailOutput(AnalysisOutput):
@@ -248,13 +245,6 @@ class AnalysisFilter(serializers.Serializer):
 class FHIRJSONRenderer(JSONRenderer):
     media_type = "application/fhir+json"
     format = "fhir"
-
-
-class PDFRenderer(JSONRenderer):
-    """Answers application/pdf; errors on a PDF endpoint still come back as JSON bytes."""
-
-    media_type = "application/pdf"
-    format = "pdf"
 
 
 class AnalysisViewSet(viewsets.GenericViewSet):

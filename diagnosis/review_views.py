@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from accounts.audit import audit_record
 from accounts.decorators import clinic_role_required
 from accounts.models import Role
-from diagnosis import review_selectors, review_services
+from diagnosis import presentation, review_selectors, review_services
 from diagnosis.models import Analysis
 from diagnosis.review_forms import HistopathologyForm, ReviewAmendForm, ReviewForm
 from diagnosis.selectors import analysis_get
@@ -24,15 +24,14 @@ from melanoma_portal.forms import apply_validation_error
 def _result_context(analysis: Analysis) -> dict:
     """What the review page shows of the result. Pictures come from the result page's
     permission-checked image URLs, which audit each view."""
-    from ml.classes import CLASS_NAMES
-    from reports.services import probability_chart_svg
-
     return {
         "analysis": analysis,
         "patient": analysis.image.lesion.patient,
         "lesion": analysis.image.lesion,
-        "top_class_name": CLASS_NAMES.get(analysis.top_class, analysis.top_class),
-        "chart_svg": probability_chart_svg(analysis.probabilities, top_class=analysis.top_class),
+        "top_class_name": presentation.class_name(analysis.top_class),
+        "chart_svg": presentation.probability_chart_svg(
+            analysis.probabilities, top_class=analysis.top_class
+        ),
     }
 
 

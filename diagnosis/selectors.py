@@ -95,9 +95,9 @@ def dashboard_counts(*, user: User, today: datetime.date | None = None) -> dict[
 
 
 def high_risk_awaiting_review(*, user: User) -> QuerySet[Analysis]:
-    """High-risk results no doctor has signed off yet (reviews arrive with the review feature;
-    until then every high-risk result is awaiting review)."""
-    analyses = analysis_list(user=user).filter(status=AnalysisStatus.DONE, risk_tier=RiskTier.HIGH)
-    if hasattr(Analysis, "reviews"):
-        analyses = analyses.exclude(reviews__signed_at__isnull=False)
-    return analyses
+    """High-risk results that no doctor has signed a review of yet."""
+    return (
+        analysis_list(user=user)
+        .filter(status=AnalysisStatus.DONE, risk_tier=RiskTier.HIGH)
+        .exclude(reviews__signed_at__isnull=False)
+    )

@@ -16,32 +16,14 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.audit import audit_record
 from accounts.decorators import clinic_role_required
-from diagnosis import selectors, services
+from diagnosis import presentation, selectors, services
 from diagnosis.forms import ImageUploadForm, LesionForm
 from diagnosis.image_validation import ImageRejected
-from diagnosis.models import Analysis, AnalysisStatus
-from ml.classes import CLASS_NAMES, CLASSES
+from diagnosis.models import AnalysisStatus
 from patients.selectors import patient_get
 
 RECENT = 10
 QUEUE_SHOWN = 20
-
-
-def class_rows(analysis: Analysis) -> list[dict]:
-    """The 7 classes in plain words with their probability, most probable first; `is_top`
-    marks the AI suggestion (v2 models weigh rare classes up, so it need not be the first)."""
-    probabilities = analysis.probabilities or {}
-    rows = [
-        {
-            "code": code,
-            "name": CLASS_NAMES[code],
-            "probability": float(probabilities.get(code, 0.0)),
-            "percent": round(100 * float(probabilities.get(code, 0.0)), 1),
-            "is_top": code == analysis.top_class,
-        }
-        for code in CLASSES
-    ]
-    return sorted(rows, key=lambda row: row["probability"], reverse=True)
 
 
 @clinic_role_required()
@@ -54,7 +36,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "diagnosis/dashboard.html",
-        {"counts": counts, "queue": queue, "recent": recent, "class_names": CLASS_NAMES},
+        {"counts": counts, "queue": queue, "recent": recent},
     )
 
 
@@ -115,8 +97,12 @@ def analysis_detail(request: HttpRequest, analysis_id: int) -> HttpResponse:
         {
             "analysis": analysis,
             "patient": analysis.image.lesion.patient,
-            "rows": class_rows(analysis) if analysis.status == AnalysisStatus.DONE else [],
-            "top_class_name": CLASS_NAMES.get(analysis.top_class, ""),
+            "rows": (
+                presentation.probability_rows(analysis.probabilities, top_class=analysis.top_class)
+                if analysis.status == AnalysisStatus.DONE
+                else []
+            ),
+            "top_class_name": presentation.class_name(analysis.top_class),
             "position": selectors.queue_position(analysis=analysis),
         },
     )
