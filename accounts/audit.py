@@ -1,12 +1,36 @@
-"""Recording who touched which patient data, from views, the API, services and signals."""
+"""Recording who touched which patient data.
+
+Writes are audited by the service that makes them, inside the write's transaction, whoever
+calls it (a page, the API, an admin action, a management command); views and API endpoints
+record only reads. A service that writes marks itself with `@audited_write("patient.create")`,
+which registers it: tests/security/test_audited_writes.py calls every registered service and
+checks it leaves exactly one audit event.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.db import models
 
 from accounts.models import AuditEvent, User
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# "module.function" -> the audit actions the service may record (one per call).
+AUDITED_WRITES: dict[str, tuple[str, ...]] = {}
+
+
+def audited_write(*actions: str) -> Callable[[F], F]:
+    """Register a service as a write that records one audit event with one of `actions`."""
+
+    def register(service: F) -> F:
+        AUDITED_WRITES[f"{service.__module__}.{service.__qualname__}"] = actions
+        service.audit_actions = actions  # type: ignore[attr-defined]
+        return service
+
+    return register
 
 
 def _client(request) -> tuple[str | None, str]:

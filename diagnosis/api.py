@@ -124,8 +124,7 @@ class LesionViewSet(viewsets.GenericViewSet):
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         patient = patient_get(user=request.user, patient_id=fields.pop("patient"))
-        lesion = lesion_create(actor=request.user, patient=patient, **fields)
-        audit_record(action="lesion.create", request=request, obj=lesion)
+        lesion = lesion_create(actor=request.user, patient=patient, request=request, **fields)
         return Response(LesionOutput(lesion).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -148,8 +147,8 @@ class LesionViewSet(viewsets.GenericViewSet):
             lesion=lesion,
             upload=data.validated_data["file"],
             submission_token=data.validated_data.get("submission_token"),
+            request=request,
         )
-        audit_record(action="image.upload", request=request, obj=analysis.image)
         url = _status_url(request, analysis)
         body = UploadAccepted(
             {

@@ -1,7 +1,8 @@
 """Forms for a doctor's review and a lesion's histology result.
 
 The forms say what is missing next to each field; the services check the same rules again
-(and the database a third time), so the API and any future caller get the same answer.
+(diagnosis.review_services, and the database a third time), so the API and any future caller
+get the same answer.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.audit import audit_record
+from accounts.audit import audit_record, audited_write
 from accounts.models import Role, User
 from accounts.permissions import require_role, require_same_clinic
 from diagnosis.models import (
@@ -48,11 +48,19 @@ def _check_fields(fields: dict[str, Any], allowed: tuple[str, ...]) -> None:
         raise TypeError(f"unknown fields: {sorted(unknown)}")
 
 
-def _clean_review(review: Review) -> None:
-    """The rules a form shows next to its fields; the database enforces the same ones."""
+def _clean_review(review: Review, *, new_follow_up: bool = True) -> None:
+    """The rules a form shows next to its fields; the database enforces the same ones, except
+    that a follow-up date being written (`new_follow_up`) must lie in the future: a date that
+    has passed since a draft was saved does not stop the draft being signed."""
     errors: dict[str, str] = {}
     if review.management == Management.MONITOR and review.follow_up_on is None:
         errors["follow_up_on"] = "Monitoring needs a follow-up date."
+    elif (
+        new_follow_up
+        and review.management == Management.MONITOR
+        and review.follow_up_on <= timezone.localdate()
+    ):
+        errors["follow_up_on"] = "The follow-up date must be in the future."
     if review.diagnosis == DiagnosisChoice.OTHER and not review.diagnosis_other.strip():
         errors["diagnosis_other"] = "Name the diagnosis when choosing 'Other'."
     if review.diagnosis != DiagnosisChoice.OTHER:
@@ -105,6 +113,7 @@ def _save_audited(
         )
 
 
+@audited_write("review.create", "review.update")
 def review_save(
     *,
     actor: User,
@@ -126,7 +135,7 @@ def review_save(
             review = Review(analysis=analysis, version=1, author=actor)
         for name, value in fields.items():
             setattr(review, name, value)
-        _clean_review(review)
+        _clean_review(review, new_follow_up="follow_up_on" in fields)
         _save_audited(
             review,
             actor=actor,
@@ -137,6 +146,7 @@ def review_save(
     return review
 
 
+@audited_write("review.sign")
 def review_sign(*, actor: User, review: Review, request=None) -> Review:
     """Sign a draft. Only doctors sign; signing twice is refused, not repeated."""
     with transaction.atomic():
@@ -144,7 +154,7 @@ def review_sign(*, actor: User, review: Review, request=None) -> Review:
         review = Review.objects.select_for_update().get(pk=review.pk)
         if review.is_signed:
             raise ReviewLocked("This review is already signed.")
-        _clean_review(review)
+        _clean_review(review, new_follow_up=False)
         _sign(review, actor)
         review.save(update_fields=["signed_at", "signed_by", "signed_by_name", "updated_at"])
         audit_record(
@@ -153,6 +163,7 @@ def review_sign(*, actor: User, review: Review, request=None) -> Review:
     return review
 
 
+@audited_write("review.amend")
 def review_amend(
     *,
     actor: User,
@@ -181,7 +192,7 @@ def review_amend(
         )
         for name, value in fields.items():
             setattr(review, name, value)
-        _clean_review(review)
+        _clean_review(review, new_follow_up="follow_up_on" in fields)
         _save_audited(
             review,
             actor=actor,
@@ -193,6 +204,7 @@ def review_amend(
     return review
 
 
+@audited_write("histopathology.create", "histopathology.update")
 def histopathology_record(
     *,
     actor: User,

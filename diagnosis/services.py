@@ -13,6 +13,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.audit import audit_record, audited_write
 from accounts.models import User
 from accounts.permissions import CLINICAL_ROLES, require_role, require_same_clinic
 from diagnosis.image_validation import clean_image
@@ -24,12 +25,17 @@ logger = logging.getLogger(__name__)
 NO_CLASSIFIER = "No classifier installed: ask your administrator to install the trained model."
 
 
-def lesion_create(*, actor: User, patient: Patient, anatomic_site: str, label: str = "") -> Lesion:
+@audited_write("lesion.create")
+def lesion_create(
+    *, actor: User, patient: Patient, anatomic_site: str, label: str = "", request=None
+) -> Lesion:
     require_role(actor, *CLINICAL_ROLES)
     require_same_clinic(actor, patient.clinic_id)
     lesion = Lesion(patient=patient, anatomic_site=anatomic_site, label=label, created_by=actor)
     lesion.full_clean()
-    lesion.save()
+    with transaction.atomic():
+        lesion.save()
+        audit_record(action="lesion.create", user=actor, request=request, obj=lesion)
     return lesion
 
 
@@ -40,25 +46,27 @@ def _enqueue(analysis: Analysis) -> None:
     analyse_image.delay_on_commit(analysis.pk)
 
 
+@audited_write("image.upload")
 def image_upload(
     *,
     actor: User,
     lesion: Lesion,
     upload,
     submission_token: uuid.UUID | None = None,
+    request=None,
 ) -> Analysis:
     """Validate and store one dermoscopic image and queue its analysis.
 
     Raises diagnosis.image_validation.ImageRejected for a file we do not accept. A repeated
     submission (the same `submission_token`) returns the first one's analysis: a double click
-    or a retried mobile request never analyses one photo twice.
+    or a retried mobile request never analyses one photo twice, and is audited as a repeat.
     """
     require_role(actor, *CLINICAL_ROLES)
     require_same_clinic(actor, lesion.patient.clinic_id)
     if submission_token is not None:
         earlier = _earlier_submission(lesion, submission_token)
         if earlier is not None:
-            return earlier
+            return _audit_upload(earlier, actor, request, repeated=True)
     clean = clean_image(
         upload, max_bytes=settings.UPLOAD_MAX_BYTES, max_pixels=settings.UPLOAD_MAX_PIXELS
     )
@@ -84,10 +92,17 @@ def image_upload(
             image.thumbnail.delete(save=False)
             earlier = _earlier_submission(lesion, submission_token)
             if earlier is not None:
-                return earlier
+                return _audit_upload(earlier, actor, request, repeated=True)
             raise
         analysis = Analysis.objects.create(image=image)
         _enqueue(analysis)
+        _audit_upload(analysis, actor, request)
+    return analysis
+
+
+def _audit_upload(analysis: Analysis, actor: User, request, *, repeated: bool = False) -> Analysis:
+    detail = {"repeated_submission": True} if repeated else {}
+    audit_record(action="image.upload", user=actor, request=request, obj=analysis.image, **detail)
     return analysis
 
 
@@ -102,13 +117,19 @@ def _earlier_submission(lesion: Lesion, token: uuid.UUID | None) -> Analysis | N
     return image.analyses.order_by("queued_at").first()
 
 
-def analysis_retry(*, actor: User, analysis: Analysis) -> Analysis:
-    """Queue a failed analysis again; anything else is left as it is."""
+@audited_write("analysis.retry")
+def analysis_retry(*, actor: User, analysis: Analysis, request=None) -> Analysis:
+    """Queue a failed analysis again; anything else is left as it is. Audited either way: the
+    request named (and the answer reveals) this patient's analysis."""
     require_role(actor, *CLINICAL_ROLES)
     require_same_clinic(actor, analysis.image.lesion.patient.clinic_id)
     with transaction.atomic():
         analysis = Analysis.objects.select_for_update().get(pk=analysis.pk)
-        if analysis.status != AnalysisStatus.FAILED:
+        requeued = analysis.status == AnalysisStatus.FAILED
+        audit_record(
+            action="analysis.retry", user=actor, request=request, obj=analysis, requeued=requeued
+        )
+        if not requeued:
             return analysis
         analysis.status = AnalysisStatus.QUEUED
         analysis.failure_reason = ""

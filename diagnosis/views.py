@@ -47,12 +47,11 @@ def lesion_create(request: HttpRequest, patient_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             lesion = services.lesion_create(
-                actor=request.user, patient=patient, **form.cleaned_data
+                actor=request.user, patient=patient, request=request, **form.cleaned_data
             )
         except ValidationError as error:
             form.add_error(None, error.messages)
         else:
-            audit_record(action="lesion.create", request=request, obj=lesion)
             messages.success(request, f"Lesion recorded: {lesion}.")
             return redirect(f"{reverse('diagnosis:upload', args=[patient.pk])}?lesion={lesion.pk}")
     return render(request, "diagnosis/lesion_form.html", {"form": form, "patient": patient})
@@ -71,13 +70,13 @@ def image_upload(request: HttpRequest, patient_id: int) -> HttpResponse:
                     lesion=form.cleaned_data["lesion"],
                     upload=form.cleaned_data["upload"],
                     submission_token=form.cleaned_data["submission_token"],
+                    request=request,
                 )
             except ImageRejected as rejected:
                 form.add_error("image", str(rejected))
             except ValidationError as error:
                 form.add_error(None, error.messages)
             else:
-                audit_record(action="image.upload", request=request, obj=analysis.image)
                 return redirect("diagnosis:analysis", analysis_id=analysis.pk)
     else:
         form = ImageUploadForm(lesions=lesions, initial={"lesion": request.GET.get("lesion")})
@@ -130,10 +129,9 @@ def analysis_status(request: HttpRequest, analysis_id: int) -> JsonResponse:
 def analysis_retry(request: HttpRequest, analysis_id: int) -> HttpResponse:
     analysis = selectors.analysis_get(user=request.user, analysis_id=analysis_id)
     requeued = analysis.status == AnalysisStatus.FAILED
-    # Audited either way: the request named (and the answer revealed) this patient's analysis.
-    audit_record(action="analysis.retry", request=request, obj=analysis, requeued=requeued)
+    # The service audits the request either way (requeued or not).
+    services.analysis_retry(actor=request.user, analysis=analysis, request=request)
     if requeued:
-        services.analysis_retry(actor=request.user, analysis=analysis)
         messages.success(request, "The analysis is queued again.")
     else:
         messages.info(request, f"The analysis is {analysis.get_status_display().lower()}.")

@@ -20,7 +20,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, router, transaction
 from django.utils import timezone
 
-from accounts.audit import audit_record
+from accounts.audit import audit_record, audited_write
 from accounts.models import AuditEvent, Role, User
 from accounts.permissions import require_role, require_same_clinic
 from patients.models import Patient
@@ -112,6 +112,7 @@ def export_filename(patient: Patient, day: datetime.date | None = None) -> str:
     return f"patient-{patient.pk}-export-{day:%Y%m%d}.json"
 
 
+@audited_write("patient.erase")
 def patient_erase(
     *, actor: User, patient: Patient, confirm_mrn: str, reason: str = "", request=None
 ) -> dict[str, int]:

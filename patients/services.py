@@ -1,4 +1,4 @@
-"""Writes to patient records."""
+"""Writes to patient records, each audited in its own transaction."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from accounts.audit import audit_record, audited_write
 from accounts.models import User
 from accounts.permissions import CLINICAL_ROLES, require_role, require_same_clinic
 from patients.models import Patient
@@ -38,19 +39,29 @@ def _save(patient: Patient) -> Patient:
     return patient
 
 
-def patient_create(*, actor: User, **fields: Any) -> Patient:
+@audited_write("patient.create")
+def patient_create(*, actor: User, request=None, **fields: Any) -> Patient:
     require_role(actor, *CLINICAL_ROLES)
     unknown = set(fields) - set(PATIENT_FIELDS)
     if unknown:
         raise TypeError(f"unknown patient fields: {sorted(unknown)}")
-    return _save(Patient(clinic_id=actor.clinic_id, created_by=actor, **fields))
+    with transaction.atomic():
+        patient = _save(Patient(clinic_id=actor.clinic_id, created_by=actor, **fields))
+        audit_record(action="patient.create", user=actor, request=request, obj=patient)
+    return patient
 
 
-def patient_update(*, actor: User, patient: Patient, **fields: Any) -> Patient:
+@audited_write("patient.update")
+def patient_update(*, actor: User, patient: Patient, request=None, **fields: Any) -> Patient:
     require_role(actor, *CLINICAL_ROLES)
     require_same_clinic(actor, patient.clinic_id)
     for name, value in fields.items():
         if name not in PATIENT_FIELDS:
             raise TypeError(f"unknown patient field: {name}")
         setattr(patient, name, value)
-    return _save(patient)
+    with transaction.atomic():
+        patient = _save(patient)
+        audit_record(
+            action="patient.update", user=actor, request=request, obj=patient, fields=sorted(fields)
+        )
+    return patient

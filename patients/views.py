@@ -35,11 +35,12 @@ def patient_create(request: HttpRequest) -> HttpResponse:
     form = PatientForm(request.POST or None, instance=Patient(clinic_id=request.user.clinic_id))
     if request.method == "POST" and form.is_valid():
         try:
-            patient = services.patient_create(actor=request.user, **form.cleaned_data)
+            patient = services.patient_create(
+                actor=request.user, request=request, **form.cleaned_data
+            )
         except ValidationError as error:
             apply_validation_error(form, error)
         else:
-            audit_record(action="patient.create", request=request, obj=patient)
             messages.success(request, f"Patient {patient.full_name} registered.")
             return redirect("patients:detail", patient_id=patient.pk)
     return render(request, "patients/patient_form.html", {"form": form})
@@ -51,11 +52,12 @@ def patient_edit(request: HttpRequest, patient_id: int) -> HttpResponse:
     form = PatientForm(request.POST or None, instance=patient)
     if request.method == "POST" and form.is_valid():
         try:
-            services.patient_update(actor=request.user, patient=patient, **form.cleaned_data)
+            services.patient_update(
+                actor=request.user, patient=patient, request=request, **form.cleaned_data
+            )
         except ValidationError as error:
             apply_validation_error(form, error)
         else:
-            audit_record(action="patient.update", request=request, obj=patient)
             messages.success(request, "Patient details saved.")
             return redirect("patients:detail", patient_id=patient.pk)
     else:
