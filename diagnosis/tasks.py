@@ -60,7 +60,5 @@ def requeue_stale_analyses() -> int:
 
 @shared_task(soft_time_limit=600, time_limit=900)
 def purge_expired_originals() -> int:
-    """Delete original images past their clinic's retention period (diagnosis.retention)."""
-    from diagnosis.retention import images_purge_expired
-
-    return images_purge_expired()
+    """Delete original images past their clinic's retention period."""
+    return services.images_purge_expired()

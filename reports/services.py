@@ -22,7 +22,7 @@ from accounts.models import User
 from accounts.permissions import require_same_clinic
 from diagnosis import presentation
 from diagnosis.models import Analysis, AnalysisStatus
-from diagnosis.review_selectors import current_review, current_signed_review
+from diagnosis.selectors import current_review, current_signed_review
 
 logger = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
 """`{% load audit_tags %}{% audit_history analysis %}`: the analysis history panel in one line,
-shown only to the clinic admins of the analysis's clinic (accounts.audit_selectors)."""
+shown only to the clinic admins of the analysis's clinic (accounts.selectors.audit)."""
 
 from __future__ import annotations
 
 from django import template
 
-from accounts.audit_selectors import history_for
+from accounts.selectors.audit import history_for
 
 register = template.Library()
 

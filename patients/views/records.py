@@ -1,6 +1,14 @@
-"""Patient pages: list and search, create, edit, and one patient's lesions and analyses."""
+"""Patient pages: list and search, create, edit, and one patient's page.
+
+The patient's page shows what other apps hold about the patient (the diagnosis app: lesions and
+analyses) through sections those apps register here from their AppConfig.ready(), so this app
+imports none of them: dependencies point from diagnosis to patients, never back.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -11,13 +19,24 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.decorators import clinic_role_required
-from diagnosis import selectors as diagnosis_selectors
 from melanoma_portal.forms import apply_validation_error
 from patients import selectors, services
 from patients.forms import PatientForm
 from patients.models import Patient
 
 PAGE_SIZE = 25
+
+# A section takes the user and the patient and returns its template (an include rendered on the
+# patient's page) and the context that template reads, fetched with its own selectors.
+PatientPageSection = Callable[..., tuple[str, dict[str, Any]]]
+PATIENT_PAGE_SECTIONS: list[PatientPageSection] = []
+
+
+def register_patient_page_section(section: PatientPageSection) -> PatientPageSection:
+    """Show `section(user=..., patient=...)` on every patient's page, in registration order."""
+    if section not in PATIENT_PAGE_SECTIONS:
+        PATIENT_PAGE_SECTIONS.append(section)
+    return section
 
 
 @clinic_role_required()
@@ -68,16 +87,12 @@ def patient_edit(request: HttpRequest, patient_id: int) -> HttpResponse:
 @clinic_role_required()
 def patient_detail(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = selectors.patient_get(user=request.user, patient_id=patient_id)
-    lesions = diagnosis_selectors.lesion_list(user=request.user).filter(patient=patient)
-    analyses = diagnosis_selectors.analyses_for_patient(user=request.user, patient_id=patient.pk)
+    context: dict[str, Any] = {"patient": patient, "age": patient.age_on(timezone.localdate())}
+    section_templates = []
+    for section in PATIENT_PAGE_SECTIONS:
+        template, section_context = section(user=request.user, patient=patient)
+        section_templates.append(template)
+        context |= section_context
     audit_record(action="patient.view", request=request, obj=patient)
-    return render(
-        request,
-        "patients/patient_detail.html",
-        {
-            "patient": patient,
-            "age": patient.age_on(timezone.localdate()),
-            "lesions": lesions,
-            "analyses": analyses,
-        },
-    )
+    context["section_templates"] = section_templates
+    return render(request, "patients/patient_detail.html", context)

@@ -1,14 +1,11 @@
-"""Writes in the diagnosis domain: lesions, uploads, and the life of an analysis."""
+"""The life of an analysis: queued, run by the worker, failed, retried."""
 
 from __future__ import annotations
 
 import io
 import logging
 import time
-import uuid
 
-from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
@@ -16,27 +13,13 @@ from django.utils import timezone
 from accounts.audit import audit_record, audited_write
 from accounts.models import User
 from accounts.permissions import CLINICAL_ROLES, require_role, require_same_clinic
-from diagnosis.image_validation import clean_image
-from diagnosis.models import Analysis, AnalysisStatus, DermoscopicImage, Lesion
-from patients.models import Patient
+from diagnosis.models import Analysis, AnalysisStatus
+from diagnosis.services.lesion import lesion_metadata
 
 logger = logging.getLogger(__name__)
 
+
 NO_CLASSIFIER = "No classifier installed: ask your administrator to install the trained model."
-
-
-@audited_write("lesion.create")
-def lesion_create(
-    *, actor: User, patient: Patient, anatomic_site: str, label: str = "", request=None
-) -> Lesion:
-    require_role(actor, *CLINICAL_ROLES)
-    require_same_clinic(actor, patient.clinic_id)
-    lesion = Lesion(patient=patient, anatomic_site=anatomic_site, label=label, created_by=actor)
-    lesion.full_clean()
-    with transaction.atomic():
-        lesion.save()
-        audit_record(action="lesion.create", user=actor, request=request, obj=lesion)
-    return lesion
 
 
 def _enqueue(analysis: Analysis) -> None:
@@ -44,77 +27,6 @@ def _enqueue(analysis: Analysis) -> None:
 
     # Sent only once the row is committed: a worker never looks for an analysis not yet there.
     analyse_image.delay_on_commit(analysis.pk)
-
-
-@audited_write("image.upload")
-def image_upload(
-    *,
-    actor: User,
-    lesion: Lesion,
-    upload,
-    submission_token: uuid.UUID | None = None,
-    request=None,
-) -> Analysis:
-    """Validate and store one dermoscopic image and queue its analysis.
-
-    Raises diagnosis.image_validation.ImageRejected for a file we do not accept. A repeated
-    submission (the same `submission_token`) returns the first one's analysis: a double click
-    or a retried mobile request never analyses one photo twice, and is audited as a repeat.
-    """
-    require_role(actor, *CLINICAL_ROLES)
-    require_same_clinic(actor, lesion.patient.clinic_id)
-    if submission_token is not None:
-        earlier = _earlier_submission(lesion, submission_token)
-        if earlier is not None:
-            return _audit_upload(earlier, actor, request, repeated=True)
-    clean = clean_image(
-        upload, max_bytes=settings.UPLOAD_MAX_BYTES, max_pixels=settings.UPLOAD_MAX_PIXELS
-    )
-    with transaction.atomic():
-        image = DermoscopicImage(
-            lesion=lesion,
-            content_type=clean.content_type,
-            width=clean.width,
-            height=clean.height,
-            size_bytes=len(clean.content),
-            sha256=clean.sha256,
-            original_filename=(getattr(upload, "name", "") or "")[:255],
-            submission_token=submission_token,
-            uploaded_by=actor,
-        )
-        image.file.save(f"upload.{clean.extension}", ContentFile(clean.content), save=False)
-        image.thumbnail.save("thumb.jpg", ContentFile(clean.thumbnail), save=False)
-        try:
-            with transaction.atomic():
-                image.save()
-        except Exception:
-            image.file.delete(save=False)
-            image.thumbnail.delete(save=False)
-            earlier = _earlier_submission(lesion, submission_token)
-            if earlier is not None:
-                return _audit_upload(earlier, actor, request, repeated=True)
-            raise
-        analysis = Analysis.objects.create(image=image)
-        _enqueue(analysis)
-        _audit_upload(analysis, actor, request)
-    return analysis
-
-
-def _audit_upload(analysis: Analysis, actor: User, request, *, repeated: bool = False) -> Analysis:
-    detail = {"repeated_submission": True} if repeated else {}
-    audit_record(action="image.upload", user=actor, request=request, obj=analysis.image, **detail)
-    return analysis
-
-
-def _earlier_submission(lesion: Lesion, token: uuid.UUID | None) -> Analysis | None:
-    if token is None:
-        return None
-    image = DermoscopicImage.objects.filter(submission_token=token).first()
-    if image is None:
-        return None
-    if image.lesion_id != lesion.pk:
-        raise ValidationError("This upload form was already used for another lesion.")
-    return image.analyses.order_by("queued_at").first()
 
 
 @audited_write("analysis.retry")
@@ -177,6 +89,7 @@ def analysis_run(*, analysis_id: int) -> Analysis | None:
     after a worker died mid-task simply runs it again.
     """
     from diagnosis.classifier import get_classifier
+    from diagnosis.services.image import _open_image
     from ml.inference import ClassifierNotInstalled
 
     analysis = _claim(analysis_id)
@@ -225,31 +138,6 @@ def analysis_run(*, analysis_id: int) -> Analysis | None:
         analysis.finished_at = timezone.now()
         analysis.save()
     return analysis
-
-
-def lesion_metadata(image: DermoscopicImage):
-    """What the clinic recorded about the imaged lesion, as the classifier reads it: the
-    patient's age on the day the image was taken (uploaded), sex, and the lesion's site.
-    'other'/'unknown' sex and 'unknown' site count as missing, as in training."""
-    from ml.metadata import parse
-
-    lesion = image.lesion
-    patient = lesion.patient
-    age = patient.age_on(image.uploaded_at.date()) if patient.date_of_birth else None
-    return parse(age=age, sex=patient.sex, site=lesion.anatomic_site)
-
-
-def _open_image(image: DermoscopicImage):
-    from PIL import Image
-
-    try:
-        with image.file.open("rb") as handle:
-            picture = Image.open(io.BytesIO(handle.read()))
-            picture.load()
-        return picture
-    except (OSError, ValueError):
-        logger.exception("image %s of analysis could not be read", image.pk)
-        return None
 
 
 def analysis_fail(*, analysis_id: int, reason: str) -> Analysis:

@@ -8,10 +8,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts import selectors, services
 from accounts.decorators import clinic_role_required
 from accounts.forms import UserCreateForm, UserRoleForm
 from accounts.models import Role
+from accounts.selectors import users as selectors
+from accounts.services import users as services
 from melanoma_portal.forms import apply_validation_error
 
 

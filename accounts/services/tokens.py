@@ -18,7 +18,7 @@ from rest_framework.authtoken.models import Token
 from accounts.audit import audit_record
 from accounts.models import Role, User
 from accounts.permissions import require_role
-from accounts.selectors import clinic_user_get, clinic_user_list
+from accounts.selectors.users import clinic_user_get, clinic_user_list
 
 
 @dataclass(frozen=True)

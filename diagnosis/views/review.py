@@ -1,7 +1,7 @@
-"""Pages for doctors' reviews, the worklist and histopathology follow-up.
+"""Doctors' review pages and the worklist.
 
-Only doctors write reviews and histology results; a staff member who reaches those pages gets
-403 (the decorator), and another clinic's analysis or lesion is 404 (the selectors).
+Only doctors write reviews; a staff member who reaches those pages gets 403 (the decorator),
+and another clinic's analysis is 404 (the selectors).
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from django.shortcuts import redirect, render
 from accounts.audit import audit_record
 from accounts.decorators import clinic_role_required
 from accounts.models import Role
-from diagnosis import presentation, review_selectors, review_services
+from diagnosis import presentation
+from diagnosis.forms.review import ReviewAmendForm, ReviewForm
 from diagnosis.models import Analysis
-from diagnosis.review_forms import HistopathologyForm, ReviewAmendForm, ReviewForm
 from diagnosis.selectors import analysis_get
+from diagnosis.selectors import review as review_selectors
+from diagnosis.services import review as review_services
 from melanoma_portal.forms import apply_validation_error
 
 
@@ -120,44 +122,3 @@ def review_amend(request: HttpRequest, analysis_id: int) -> HttpResponse:
     return render(
         request, "diagnosis/review_amend.html", context, status=400 if form.errors else 200
     )
-
-
-@clinic_role_required(Role.DOCTOR)
-def histopathology_edit(request: HttpRequest, lesion_id: int) -> HttpResponse:
-    lesion, result = review_selectors.lesion_histopathology(user=request.user, lesion_id=lesion_id)
-    initial = {}
-    if result is not None:
-        initial = {name: getattr(result, name) for name in review_services.HISTOPATHOLOGY_FIELDS}
-    form = HistopathologyForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        try:
-            review_services.histopathology_record(
-                actor=request.user, lesion=lesion, request=request, **form.cleaned_data
-            )
-        except ValidationError as error:
-            apply_validation_error(form, error)
-        else:
-            messages.success(request, "Histology result recorded.")
-            return redirect("diagnosis:histopathology_edit", lesion_id=lesion.pk)
-    if request.method == "GET":
-        # The page names the patient and shows any recorded result: a read of patient data.
-        audit_record(
-            action="histopathology.view",
-            request=request,
-            obj=result if result is not None else lesion,
-            patient_id=lesion.patient_id,
-        )
-    context = {"form": form, "lesion": lesion, "patient": lesion.patient, "result": result}
-    return render(
-        request, "diagnosis/histopathology_form.html", context, status=400 if form.errors else 200
-    )
-
-
-@clinic_role_required(Role.DOCTOR, Role.ADMIN)
-def histopathology_agreement(request: HttpRequest) -> HttpResponse:
-    """How the AI and the clinic's doctors agree with histology on the clinic's own cases.
-    Counts only, no patient named; audited all the same, as it is derived from patient data."""
-    cases = review_selectors.histology_cases(user=request.user)
-    summary = review_selectors.agreement_summary(cases)
-    audit_record(action="histopathology.agreement_view", request=request, cases=summary.cases)
-    return render(request, "diagnosis/histopathology_agreement.html", {"summary": summary})

@@ -1,4 +1,4 @@
-"""Reads of lesions, images and analyses, always scoped to the user's clinic."""
+"""Reads of analyses, always scoped to the user's clinic: lists, the live queue, the dashboard."""
 
 from __future__ import annotations
 
@@ -10,31 +10,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.permissions import is_clinic_member
-from diagnosis.models import Analysis, AnalysisStatus, DermoscopicImage, Lesion, RiskTier
-
-
-def lesion_list(*, user: User) -> QuerySet[Lesion]:
-    if not is_clinic_member(user):
-        return Lesion.objects.none()
-    return Lesion.objects.filter(patient__clinic_id=user.clinic_id).select_related("patient")
-
-
-def lesion_get(*, user: User, lesion_id: int) -> Lesion:
-    try:
-        return lesion_list(user=user).get(pk=lesion_id)
-    except Lesion.DoesNotExist:
-        raise Http404("No such lesion.") from None
-
-
-def image_get(*, user: User, image_id: int) -> DermoscopicImage:
-    if not is_clinic_member(user):
-        raise Http404("No such image.")
-    try:
-        return DermoscopicImage.objects.select_related("lesion__patient").get(
-            pk=image_id, lesion__patient__clinic_id=user.clinic_id
-        )
-    except DermoscopicImage.DoesNotExist:
-        raise Http404("No such image.") from None
+from diagnosis.models import Analysis, AnalysisStatus, RiskTier
 
 
 def analysis_list(*, user: User) -> QuerySet[Analysis]:

@@ -1,32 +1,21 @@
-"""Views for patients' rights: download a patient's data, erase a patient (patients.rights)."""
+"""Views for patients' rights: download a patient's data, erase a patient
+(patients.services.rights)."""
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts.permissions import require_role
-from patients import rights
+from accounts.decorators import clinic_role_required
+from patients.forms import EraseForm
 from patients.selectors import patient_get
+from patients.services import rights
 
 
-class EraseForm(forms.Form):
-    confirm_mrn = forms.CharField(
-        label="Type the patient's MRN to confirm", max_length=64, strip=True
-    )
-    reason = forms.CharField(
-        label="Reason (for the audit trail; no health data)",
-        max_length=200,
-        required=False,
-    )
-
-
-@login_required
+@clinic_role_required(*rights.EXPORT_ROLES)
 @require_GET
 def patient_export(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = patient_get(user=request.user, patient_id=patient_id)
@@ -37,12 +26,11 @@ def patient_export(request: HttpRequest, patient_id: int) -> HttpResponse:
     return response
 
 
-@login_required
+@clinic_role_required(*rights.ERASE_ROLES)
 @require_http_methods(["GET", "POST"])
 def patient_erase(request: HttpRequest, patient_id: int) -> HttpResponse:
+    # Only clinic admins see the form (the decorator); the service checks again.
     patient = patient_get(user=request.user, patient_id=patient_id)
-    # Only clinic admins see the form; the service checks again.
-    require_role(request.user, *rights.ERASE_ROLES)
     form = EraseForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

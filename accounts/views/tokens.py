@@ -8,9 +8,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts.api_tokens import api_token_issue, api_token_list, api_token_revoke
 from accounts.decorators import clinic_role_required
 from accounts.models import Role
+from accounts.services.tokens import api_token_issue, api_token_list, api_token_revoke
 
 
 @clinic_role_required(Role.ADMIN)
