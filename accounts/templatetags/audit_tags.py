@@ -10,7 +10,7 @@ from accounts.selectors.audit import history_for
 register = template.Library()
 
 
-@register.inclusion_tag("diagnosis/includes/audit_history.html", takes_context=True)
+@register.inclusion_tag("accounts/includes/audit_history.html", takes_context=True)
 def audit_history(context, obj) -> dict:
     request = context.get("request")
     user = getattr(request, "user", None)
