@@ -7,6 +7,6 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         # Importing the module connects its receivers (log-in, log-out, role changes).
-        from accounts import signals
+        from accounts import mfa, signals  # noqa: F401 - signals' receivers connect on import
 
-        signals._connect_mfa_signals()
+        mfa.connect_audit_signals()

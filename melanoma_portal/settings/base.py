@@ -65,7 +65,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "accounts.middleware.SessionTimeoutMiddleware",
-    "accounts.middleware.MFARequiredMiddleware",
+    "accounts.mfa.MFARequiredMiddleware",
 ]
 
 ROOT_URLCONF = "melanoma_portal.urls"
@@ -132,7 +132,7 @@ ACCOUNT_RATE_LIMITS = {"login_failed": "5/15m/ip,5/15m/key"}
 # Two-factor authentication: an authenticator app (TOTP) with recovery codes as the fallback.
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Melanoma Portal"
-# Roles that must set up an authenticator before doing anything (accounts.middleware).
+# Roles that must set up an authenticator before doing anything (accounts.mfa).
 MFA_REQUIRED_ROLES = env_list("MFA_REQUIRED_ROLES", "admin,doctor")
 # Idle: no request for this long ends the session. Absolute: no session outlives this.
 SESSION_IDLE_TIMEOUT_S = int(os.environ.get("SESSION_IDLE_TIMEOUT_S", str(30 * 60)))
