@@ -40,15 +40,15 @@ EXEMPT = {
 
 
 def _service_modules() -> list:
-    """Every module of the project apps' services (a `services` package's modules, and any
-    module named like one), imported, which also fills the registry."""
+    """Every module of the project apps' `services` packages, imported, which also fills the
+    registry."""
     modules = []
     for config in apps.get_app_configs():
         if config.name not in PROJECT_APPS:
             continue
         package = importlib.import_module(config.name)
         for info in pkgutil.walk_packages(package.__path__, f"{config.name}."):
-            if "services" in info.name.split(".")[1] or info.name.endswith(".rights"):
+            if info.name.split(".")[1] == "services":
                 modules.append(importlib.import_module(info.name))
     return modules
 
