@@ -6,19 +6,22 @@ from django.conf import settings
 from django.db import models
 
 from diagnosis.models.analysis import Analysis
+from ml.classes import CLASS_NAMES
 
 
 class DiagnosisChoice(models.TextChoices):
     """A clinical or histological diagnosis: the classifier's seven classes, or something else
-    (written out in the accompanying free-text field)."""
+    (written out in the accompanying free-text field). The classes' names are ml.classes's, so a
+    doctor's diagnosis and the AI's suggestion read alike; the codes are stored in the database
+    and tests/diagnosis/test_presentation.py checks they are the classifier's."""
 
-    AKIEC = "akiec", "Actinic keratosis / Bowen's disease"
-    BCC = "bcc", "Basal cell carcinoma"
-    BKL = "bkl", "Benign keratosis"
-    DF = "df", "Dermatofibroma"
-    MEL = "mel", "Melanoma"
-    NV = "nv", "Melanocytic nevus"
-    VASC = "vasc", "Vascular lesion"
+    AKIEC = "akiec", CLASS_NAMES["akiec"]
+    BCC = "bcc", CLASS_NAMES["bcc"]
+    BKL = "bkl", CLASS_NAMES["bkl"]
+    DF = "df", CLASS_NAMES["df"]
+    MEL = "mel", CLASS_NAMES["mel"]
+    NV = "nv", CLASS_NAMES["nv"]
+    VASC = "vasc", CLASS_NAMES["vasc"]
     OTHER = "other", "Other"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from diagnosis import presentation
+from diagnosis.models import DiagnosisChoice
 from ml.classes import CLASS_NAMES, CLASSES
 
 
@@ -38,3 +39,10 @@ def test_ai_suggestion_names_the_class_the_melanoma_probability_and_the_tier():
     )
 
     assert text == "AI suggestion: Melanoma (melanoma probability 71.2%, risk tier high)."
+
+
+def test_doctors_diagnoses_are_the_classifiers_classes_by_the_same_names_plus_other():
+    choices = dict(DiagnosisChoice.choices)
+
+    assert set(choices) == {*CLASSES, "other"}
+    assert all(choices[code] == CLASS_NAMES[code] for code in CLASSES)
