@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import logging
 import time
 
 from django.core.files.base import ContentFile
@@ -15,9 +14,6 @@ from accounts.models import User
 from accounts.permissions import CLINICAL_ROLES, require_role, require_same_clinic
 from diagnosis.models import Analysis, AnalysisStatus
 from diagnosis.services.lesion import lesion_metadata
-
-logger = logging.getLogger(__name__)
-
 
 NO_CLASSIFIER = "No classifier installed: ask your administrator to install the trained model."
 
