@@ -1,5 +1,6 @@
-"""Dermoscopic images: the one way to upload one (page, API, management command), and the
-retention purge of originals past their clinic's retention period.
+"""Dermoscopic images: the one way to upload one (page, API, management command), reading a
+stored one back for the worker, and the retention purge of originals past their clinic's
+retention period.
 
 An original older than its clinic's `image_retention_days` is deleted from storage; the
 analysis result, its heatmaps, the review, the audit trail and (if the clinic keeps them)
