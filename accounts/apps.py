@@ -7,8 +7,6 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         # Importing the module connects its receivers (log-in, log-out, role changes).
-        from accounts import fault_hooks, signals
+        from accounts import mfa, signals  # noqa: F401 - signals' receivers connect on import
 
-        signals._connect_mfa_signals()
-        # A no-op unless test settings set ANALYSIS_TEST_PAUSE_S (worker fault tests).
-        fault_hooks.install()
+        mfa.connect_audit_signals()

@@ -1,12 +1,36 @@
-"""Recording who touched which patient data, from views, the API, services and signals."""
+"""Recording who touched which patient data.
+
+Writes are audited by the service that makes them, inside the write's transaction, whoever
+calls it (a page, the API, an admin action, a management command); views and API endpoints
+record only reads. A service that writes marks itself with `@audited_write("patient.create")`,
+which registers it: tests/security/test_audited_writes.py calls every registered service and
+checks it leaves exactly one audit event.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.db import models
 
 from accounts.models import AuditEvent, User
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# "module.function" -> the audit actions the service may record (one per call).
+AUDITED_WRITES: dict[str, tuple[str, ...]] = {}
+
+
+def audited_write(*actions: str) -> Callable[[F], F]:
+    """Register a service as a write that records one audit event with one of `actions`."""
+
+    def register(service: F) -> F:
+        AUDITED_WRITES[f"{service.__module__}.{service.__qualname__}"] = actions
+        service.audit_actions = actions  # type: ignore[attr-defined]
+        return service
+
+    return register
 
 
 def _client(request) -> tuple[str | None, str]:
@@ -20,25 +44,11 @@ def _client(request) -> tuple[str | None, str]:
 
 
 def _patient_id(obj: models.Model | None) -> int | None:
-    """The patient an object belongs to, following the domain's links as far as they go."""
+    """The patient an object belongs to, as the object itself says (`audit_patient_id`): each
+    app's models know their own way to their patient, this module knows none of them."""
     if obj is None:
         return None
-    if obj._meta.model_name == "patient":
-        return obj.pk
-    for path in (
-        "patient_id",
-        "lesion.patient_id",
-        "image.lesion.patient_id",
-        "analysis.image.lesion.patient_id",
-    ):
-        value: Any = obj
-        try:
-            for part in path.split("."):
-                value = getattr(value, part)
-        except AttributeError:
-            continue
-        return value
-    return None
+    return getattr(obj, "audit_patient_id", None)
 
 
 def audit_record(

@@ -1,5 +1,5 @@
-"""Middleware for the portal's security policy: response headers, session time-outs and the
-MFA requirement for doctors and clinic admins."""
+"""Middleware for the portal's security policy: response headers and session time-outs (the
+MFA requirement for doctors and clinic admins is accounts.mfa's)."""
 
 from __future__ import annotations
 
@@ -20,11 +20,6 @@ SESSION_LAST_SEEN = "_portal_last_seen"
 # for a 30-minute idle limit.
 LAST_SEEN_RESOLUTION_S = 60
 
-DEFAULT_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
-    "form-action 'self'; frame-ancestors 'none'"
-)
 DEFAULT_PERMISSIONS_POLICY = (
     "camera=(self), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()"
 )
@@ -40,7 +35,8 @@ class SecurityHeadersMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        csp = getattr(settings, "CONTENT_SECURITY_POLICY", DEFAULT_CSP)
+        # The policy is written once, in settings (base.py says why it is what it is).
+        csp = getattr(settings, "CONTENT_SECURITY_POLICY", "")
         if csp and "Content-Security-Policy" not in response:
             response["Content-Security-Policy"] = csp
         policy = getattr(settings, "PERMISSIONS_POLICY", DEFAULT_PERMISSIONS_POLICY)
@@ -97,45 +93,3 @@ class SessionTimeoutMiddleware:
         if request.path.startswith("/api/"):
             return HttpResponse(text, status=401, content_type="text/plain")
         return redirect(f"{reverse(settings.LOGIN_URL)}?next={request.path}")
-
-
-class MFARequiredMiddleware:
-    """Send a user whose role is in MFA_REQUIRED_ROLES to the authenticator set-up page until
-    they have one. Only the pages needed to set one up (and to log out) stay reachable."""
-
-    ALWAYS_ALLOWED_PREFIXES = ("/accounts/", "/static/")
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        user = getattr(request, "user", None)
-        roles = getattr(settings, "MFA_REQUIRED_ROLES", ())
-        if (
-            roles
-            and user is not None
-            and user.is_authenticated
-            and (user.role in roles or (user.is_superuser and "superuser" in roles))
-            and not request.path.startswith(self.ALWAYS_ALLOWED_PREFIXES)
-            and not has_authenticator(user)
-        ):
-            if request.path.startswith("/api/"):
-                return HttpResponse(
-                    "Two-factor authentication must be set up before using the API.",
-                    status=403,
-                    content_type="text/plain",
-                )
-            messages.warning(
-                request,
-                "Your role requires two-factor authentication: set up an authenticator app "
-                "to continue.",
-            )
-            return redirect("mfa_activate_totp")
-        return self.get_response(request)
-
-
-def has_authenticator(user) -> bool:
-    """True once the user has a TOTP authenticator (recovery codes alone are not a factor)."""
-    from allauth.mfa.models import Authenticator
-
-    return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()

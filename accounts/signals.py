@@ -1,5 +1,5 @@
-"""Security-relevant account events on the audit trail: log-in, failed log-in, log-out, MFA
-changes and changes of a user's role, clinic or privileges.
+"""Security-relevant account events on the audit trail: log-in, failed log-in, log-out and
+changes of a user's role, clinic or privileges (MFA enrolment changes: accounts.mfa).
 
 Connected in AccountsConfig.ready(). Signals carry no request for model saves, so a caller that
 knows who made a change (the admin) leaves it on the instance as `_audit_request`.
@@ -71,27 +71,3 @@ def _record_privilege_change(sender, instance: User, created: bool, **kwargs: An
     changed = {f: [before.get(f), after[f]] for f in PRIVILEGE_FIELDS if before.get(f) != after[f]}
     if before and changed:
         audit_record(action="user.role_change", request=request, obj=instance, changes=changed)
-
-
-def _connect_mfa_signals() -> None:
-    """MFA enrolment changes matter to an auditor; allauth.mfa is optional in INSTALLED_APPS."""
-    from django.apps import apps
-
-    if not apps.is_installed("allauth.mfa"):
-        return
-    from allauth.mfa import signals as mfa_signals
-
-    def _added(sender, request, user, authenticator, **kwargs: Any) -> None:
-        audit_record(action="mfa.add", user=user, request=request, type=authenticator.type)
-
-    def _removed(sender, request, user, authenticator, **kwargs: Any) -> None:
-        audit_record(action="mfa.remove", user=user, request=request, type=authenticator.type)
-
-    def _failed(sender, request, user, authenticator, **kwargs: Any) -> None:
-        audit_record(action="mfa.failed", user=user, request=request, type=authenticator.type)
-
-    mfa_signals.authenticator_added.connect(_added, dispatch_uid="audit_mfa_added", weak=False)
-    mfa_signals.authenticator_removed.connect(
-        _removed, dispatch_uid="audit_mfa_removed", weak=False
-    )
-    mfa_signals.authentication_failed.connect(_failed, dispatch_uid="audit_mfa_failed", weak=False)

@@ -1,14 +1,26 @@
-from django.urls import path
+"""Every page of the accounts app, mounted once at /clinic/: the clinic's accounts in the
+`accounts` namespace, their API tokens in `api_tokens` (/clinic/api-tokens/)."""
 
-from accounts import views
+from django.urls import include, path
 
-app_name = "accounts"
+from accounts.views import tokens, users
 
-urlpatterns: list = [
-    path("users/", views.user_list, name="user_list"),
-    path("users/new/", views.user_create, name="user_create"),
-    path("users/<int:user_id>/", views.user_edit, name="user_edit"),
-    path("users/<int:user_id>/deactivate/", views.user_deactivate, name="user_deactivate"),
-    path("users/<int:user_id>/reactivate/", views.user_reactivate, name="user_reactivate"),
-    path("users/<int:user_id>/resend/", views.user_resend, name="user_resend"),
+users_urlpatterns = [
+    path("users/", users.user_list, name="user_list"),
+    path("users/new/", users.user_create, name="user_create"),
+    path("users/<int:user_id>/", users.user_edit, name="user_edit"),
+    path("users/<int:user_id>/deactivate/", users.user_deactivate, name="user_deactivate"),
+    path("users/<int:user_id>/reactivate/", users.user_reactivate, name="user_reactivate"),
+    path("users/<int:user_id>/resend/", users.user_resend, name="user_resend"),
+]
+
+token_urlpatterns = [
+    path("", tokens.api_token_page, name="list"),
+    path("<int:user_id>/issue/", tokens.api_token_issue_view, name="issue"),
+    path("<int:user_id>/revoke/", tokens.api_token_revoke_view, name="revoke"),
+]
+
+urlpatterns = [
+    path("api-tokens/", include((token_urlpatterns, "api_tokens"))),
+    path("", include((users_urlpatterns, "accounts"))),
 ]

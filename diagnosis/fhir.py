@@ -45,7 +45,14 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient as FHIRPatient
 
 from diagnosis.models import Analysis
-from ml.classes import CLASS_NAMES, CLASSES
+from diagnosis.presentation import (
+    CLASS_NAMES,
+    DISCLAIMER,
+    ai_suggestion_text,
+    class_name,
+    risk_tier_label,
+)
+from ml.classes import CLASSES
 
 SNOMED = "http://snomed.info/sct"
 UCUM = "http://unitsofmeasure.org"
@@ -64,17 +71,16 @@ CLASS_SNOMED: dict[str, tuple[str, str]] = {
     "nv": ("400096001", "Melanocytic nevus"),
 }
 
-DISCLAIMER = "AI-assisted assessment, not a diagnosis. Consult a dermatologist."
 _GENDER = {"female": "female", "male": "male", "other": "other", "unknown": "unknown"}
 
 
 def class_concept(code: str) -> dict:
     """A CodeableConcept for a classifier class: the portal's code, SNOMED CT where one fits."""
-    codings = [{"system": CLASS_SYSTEM, "code": code, "display": CLASS_NAMES[code]}]
+    codings = [{"system": CLASS_SYSTEM, "code": code, "display": class_name(code)}]
     if code in CLASS_SNOMED:
         sct, display = CLASS_SNOMED[code]
         codings.append({"system": SNOMED, "code": sct, "display": display})
-    return {"coding": codings, "text": CLASS_NAMES[code]}
+    return {"coding": codings, "text": class_name(code)}
 
 
 def _urn() -> str:
@@ -174,10 +180,10 @@ def _probability_observation(
                 {
                     "system": OBSERVATION_SYSTEM,
                     "code": f"probability-{code}",
-                    "display": f"AI probability: {CLASS_NAMES[code]}",
+                    "display": f"AI probability: {class_name(code)}",
                 }
             ],
-            "text": f"AI-estimated probability of {CLASS_NAMES[code]}",
+            "text": f"AI-estimated probability of {class_name(code)}",
         },
         subject={"reference": patient_ref},
         effectiveDateTime=_instant(analysis.finished_at),
@@ -212,8 +218,8 @@ def _risk_observation(analysis: Analysis, patient_ref: str, media_ref: str) -> O
         subject={"reference": patient_ref},
         effectiveDateTime=_instant(analysis.finished_at),
         valueCodeableConcept={
-            "coding": [{"system": RISK_SYSTEM, "code": tier, "display": tier.capitalize()}],
-            "text": tier.capitalize(),
+            "coding": [{"system": RISK_SYSTEM, "code": tier, "display": risk_tier_label(tier)}],
+            "text": risk_tier_label(tier),
         },
         derivedFrom=[{"reference": media_ref}],
         device={"display": f"Melanoma Portal classifier {analysis.model_version}"},
@@ -242,11 +248,12 @@ def analysis_bundle(*, analysis: Analysis, base_url: str) -> dict:
     ]
     observations.append((_urn(), _risk_observation(analysis, patient_ref, media_ref)))
     top = analysis.top_class
-    conclusion = (
-        f"AI suggestion: {CLASS_NAMES.get(top, top)} "
-        f"(melanoma probability {analysis.melanoma_probability:.1%}, "
-        f"risk tier {analysis.risk_tier}). {DISCLAIMER}"
+    suggestion = ai_suggestion_text(
+        top_class=top,
+        melanoma_probability=analysis.melanoma_probability,
+        risk_tier=analysis.risk_tier,
     )
+    conclusion = f"{suggestion} {DISCLAIMER}"
     report = DiagnosticReport(
         identifier=[{"system": f"{base_url}analyses", "value": str(analysis.pk)}],
         status="preliminary",

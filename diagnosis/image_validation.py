@@ -11,6 +11,7 @@ import hashlib
 import io
 import warnings
 from dataclasses import dataclass
+from http import HTTPStatus
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
@@ -22,6 +23,34 @@ THUMBNAIL_SIZE = (256, 256)
 
 class ImageRejected(ValueError):
     """An upload that is not an acceptable image; the message is shown to the user."""
+
+    @property
+    def api_status_code(self) -> int:
+        """The REST API's answer (melanoma_portal.api_errors reads it)."""
+        return int(image_rejection_status(self))
+
+
+def image_rejection_status(exc: ImageRejected) -> int:
+    """413 for a file or picture too big, 415 for something that is not a JPEG/PNG photo, 400 for
+    an image we cannot use (empty, damaged, too small).
+
+    clean_image raises one exception type; what it wraps (Pillow's own errors) and its message
+    tell the cases apart. tests/api/test_errors.py pins each case, so a reworded message that
+    breaks this shows up there.
+    """
+    cause = exc.__cause__
+    message = str(exc)
+    if isinstance(cause, Image.DecompressionBombError | Image.DecompressionBombWarning):
+        return HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    if message.startswith("The file is ") and "the limit is" in message:
+        return HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    if "too many pixels" in message:
+        return HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    if isinstance(cause, UnidentifiedImageError) or message.startswith(
+        ("Only JPEG and PNG", "This file is not a JPEG or PNG", "Animated images")
+    ):
+        return HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    return HTTPStatus.BAD_REQUEST
 
 
 @dataclass(frozen=True)

@@ -56,3 +56,9 @@ def analyse_image(analysis_id: int) -> str:
 @shared_task(soft_time_limit=60, time_limit=90)
 def requeue_stale_analyses() -> int:
     return services.analysis_requeue_stale()
+
+
+@shared_task(soft_time_limit=600, time_limit=900)
+def purge_expired_originals() -> int:
+    """Delete original images past their clinic's retention period."""
+    return services.images_purge_expired()

@@ -1,17 +1,31 @@
-from django.urls import include, path
+"""Every page of the diagnosis app, in the `diagnosis` namespace."""
 
-from diagnosis import views
+from django.urls import path
+
+from diagnosis.views import analysis, histopathology, image, lesion, review
 
 app_name = "diagnosis"
 
 urlpatterns: list = [
-    path("", views.dashboard, name="dashboard"),
-    path("patients/<int:patient_id>/lesions/new/", views.lesion_create, name="lesion_create"),
-    path("patients/<int:patient_id>/upload/", views.image_upload, name="upload"),
-    path("analyses/<int:analysis_id>/", views.analysis_detail, name="analysis"),
-    path("analyses/<int:analysis_id>/status/", views.analysis_status, name="analysis_status"),
-    path("analyses/<int:analysis_id>/retry/", views.analysis_retry, name="analysis_retry"),
-    path("analyses/<int:analysis_id>/heatmap/<str:which>/", views.heatmap_file, name="heatmap"),
-    path("images/<int:image_id>/", views.image_file, name="image"),
-    path("", include("diagnosis.review_urls")),
+    path("", analysis.dashboard, name="dashboard"),
+    path("patients/<int:patient_id>/lesions/new/", lesion.lesion_create, name="lesion_create"),
+    path("patients/<int:patient_id>/upload/", image.image_upload, name="upload"),
+    path("analyses/<int:analysis_id>/", analysis.analysis_detail, name="analysis"),
+    path("analyses/<int:analysis_id>/status/", analysis.analysis_status, name="analysis_status"),
+    path("analyses/<int:analysis_id>/retry/", analysis.analysis_retry, name="analysis_retry"),
+    path("analyses/<int:analysis_id>/heatmap/<str:which>/", image.heatmap_file, name="heatmap"),
+    path("images/<int:image_id>/", image.image_file, name="image"),
+    path("worklist/", review.worklist, name="worklist"),
+    path("analyses/<int:analysis_id>/review/", review.review_edit, name="review_edit"),
+    path("analyses/<int:analysis_id>/review/amend/", review.review_amend, name="review_amend"),
+    path(
+        "lesions/<int:lesion_id>/histopathology/",
+        histopathology.histopathology_edit,
+        name="histopathology_edit",
+    ),
+    path(
+        "histopathology/",
+        histopathology.histopathology_agreement,
+        name="histopathology_agreement",
+    ),
 ]

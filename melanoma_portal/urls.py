@@ -4,10 +4,8 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
-    path("clinic/api-tokens/", include("accounts.token_urls")),
     path("clinic/", include("accounts.urls")),
     path("patients/", include("patients.urls")),
-    path("patients/", include("patients.rights_urls")),
     path("reports/", include("reports.urls")),
     path("api/", include("melanoma_portal.api_urls")),
     path("", include("diagnosis.urls")),

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
-
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status, viewsets
 from rest_framework.request import Request
@@ -28,7 +25,9 @@ class PatientOutput(serializers.ModelSerializer):
 
 
 class PatientInput(serializers.Serializer):
-    """What a client may set; the clinic and the creator come from the token's user."""
+    """What a client may set; the clinic and the creator come from the token's user. The
+    rules on the values (a date of birth in the past, say) are the model's, checked by the
+    service."""
 
     mrn = serializers.CharField(max_length=64, help_text="Medical record number, unique per clinic")
     first_name = serializers.CharField(max_length=100)
@@ -41,13 +40,6 @@ class PatientInput(serializers.Serializer):
     phone = serializers.CharField(max_length=50, allow_blank=True, required=False)
     email = serializers.EmailField(allow_blank=True, required=False)
     address = serializers.CharField(allow_blank=True, required=False)
-
-    def validate_date_of_birth(self, value: datetime.date) -> datetime.date:
-        if value > timezone.localdate():
-            raise serializers.ValidationError("The date of birth is in the future.")
-        if value.year < 1880:
-            raise serializers.ValidationError("The date of birth is before 1880.")
-        return value
 
 
 class PatientSearch(serializers.Serializer):
@@ -100,8 +92,7 @@ class PatientViewSet(viewsets.GenericViewSet):
     def create(self, request: Request) -> Response:
         data = PatientInput(data=request.data)
         data.is_valid(raise_exception=True)
-        patient = patient_create(actor=request.user, **data.validated_data)
-        audit_record(action="patient.create", request=request, obj=patient)
+        patient = patient_create(actor=request.user, request=request, **data.validated_data)
         return Response(PatientOutput(patient).data, status=status.HTTP_201_CREATED)
 
     def update(self, request: Request, pk: str) -> Response:
@@ -114,11 +105,7 @@ class PatientViewSet(viewsets.GenericViewSet):
         patient = patient_get(user=request.user, patient_id=parse_id(pk, "patient"))
         data = PatientInput(data=request.data, partial=partial)
         data.is_valid(raise_exception=True)
-        patient = patient_update(actor=request.user, patient=patient, **data.validated_data)
-        audit_record(
-            action="patient.update",
-            request=request,
-            obj=patient,
-            fields=sorted(data.validated_data),
+        patient = patient_update(
+            actor=request.user, patient=patient, request=request, **data.validated_data
         )
         return Response(PatientOutput(patient).data)

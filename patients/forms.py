@@ -1,11 +1,12 @@
-"""The patient form; the service decides what is saved (and refuses a duplicate MRN)."""
+"""The patient form, and the confirmation of a patient's erasure; the services decide what is
+saved (and refuse a duplicate MRN, a wrong confirmation)."""
 
 from __future__ import annotations
 
 from django import forms
 
 from patients.models import Patient
-from patients.services import PATIENT_FIELDS
+from patients.services.records import PATIENT_FIELDS
 
 
 class PatientForm(forms.ModelForm):
@@ -20,3 +21,14 @@ class PatientForm(forms.ModelForm):
 
     def clean_mrn(self) -> str:
         return self.cleaned_data["mrn"].strip()
+
+
+class EraseForm(forms.Form):
+    confirm_mrn = forms.CharField(
+        label="Type the patient's MRN to confirm", max_length=64, strip=True
+    )
+    reason = forms.CharField(
+        label="Reason (for the audit trail; no health data)",
+        max_length=200,
+        required=False,
+    )

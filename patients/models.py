@@ -5,7 +5,12 @@ from __future__ import annotations
 import datetime
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
+
+# Nobody alive was born earlier; an earlier year is a typing error.
+EARLIEST_BIRTH_YEAR = 1880
 
 
 class Sex(models.TextChoices):
@@ -53,6 +58,23 @@ class Patient(models.Model):
 
     def __str__(self) -> str:
         return f"{self.full_name} ({self.mrn})"
+
+    def clean(self) -> None:
+        """The date-of-birth rule, for every writer (the page's form, the API, the service)."""
+        born = self.date_of_birth
+        if born is None:
+            return
+        if born > timezone.localdate():
+            raise ValidationError({"date_of_birth": "The date of birth is in the future."})
+        if born.year < EARLIEST_BIRTH_YEAR:
+            raise ValidationError(
+                {"date_of_birth": f"The date of birth is before {EARLIEST_BIRTH_YEAR}."}
+            )
+
+    @property
+    def audit_patient_id(self) -> int:
+        """The patient an audit event about this record names (accounts.audit)."""
+        return self.pk
 
     @property
     def full_name(self) -> str:

@@ -1,12 +1,23 @@
-from django.urls import path
+"""Every page of the patients app, mounted once at /patients/: the records in the `patients`
+namespace, patients' rights (export, erasure) in `patient_rights`."""
 
-from patients import views
+from django.urls import include, path
 
-app_name = "patients"
+from patients.views import records, rights
 
-urlpatterns: list = [
-    path("", views.patient_list, name="list"),
-    path("new/", views.patient_create, name="create"),
-    path("<int:patient_id>/", views.patient_detail, name="detail"),
-    path("<int:patient_id>/edit/", views.patient_edit, name="edit"),
+records_urlpatterns = [
+    path("", records.patient_list, name="list"),
+    path("new/", records.patient_create, name="create"),
+    path("<int:patient_id>/", records.patient_detail, name="detail"),
+    path("<int:patient_id>/edit/", records.patient_edit, name="edit"),
+]
+
+rights_urlpatterns = [
+    path("<int:patient_id>/export/", rights.patient_export, name="export"),
+    path("<int:patient_id>/erase/", rights.patient_erase, name="erase"),
+]
+
+urlpatterns = [
+    path("", include((records_urlpatterns, "patients"))),
+    path("", include((rights_urlpatterns, "patient_rights"))),
 ]

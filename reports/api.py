@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.http import HttpResponse
-from django.utils.text import slugify
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.renderers import JSONRenderer
@@ -15,6 +14,7 @@ from accounts.audit import audit_record
 from diagnosis.selectors import analysis_get
 from melanoma_portal.api_errors import error_body, parse_id
 from reports import services
+from reports.views import pdf_attachment
 
 
 class AnalysisReportPDF(APIView):
@@ -43,9 +43,4 @@ class AnalysisReportPDF(APIView):
         except services.ReportUnavailable as unavailable:
             return Response(error_body(409, unavailable.reason), status=409)
         audit_record(action="report.download", request=request, obj=analysis, format="pdf")
-        patient = analysis.image.lesion.patient
-        name = f"report-{slugify(patient.mrn) or 'patient'}-analysis-{analysis.pk}.pdf"
-        response = HttpResponse(pdf, content_type="application/pdf")
-        response["Content-Disposition"] = f'attachment; filename="{name}"'
-        response["Cache-Control"] = "no-store"
-        return response
+        return pdf_attachment(analysis, pdf)

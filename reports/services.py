@@ -2,7 +2,8 @@
 PDF by WeasyPrint.
 
 Everything the report shows is inside the HTML: images are read from storage through their
-FileFields and embedded as data: URIs, the probability chart is SVG drawn here, and WeasyPrint
+FileFields and embedded as data: URIs, the probability chart is the SVG of
+diagnosis.presentation, and WeasyPrint
 is given a URL fetcher that refuses anything but data: URIs, so rendering never touches the
 network (or the file system beyond the storage backend).
 """
@@ -12,23 +13,19 @@ from __future__ import annotations
 import base64
 import io
 import logging
-from dataclasses import dataclass
 from typing import Any
-from xml.sax.saxutils import escape
 
 from django.template.loader import render_to_string
 from django.utils import timezone
-from django.utils.safestring import SafeString, mark_safe
 
 from accounts.models import User
 from accounts.permissions import require_same_clinic
+from diagnosis import presentation
 from diagnosis.models import Analysis, AnalysisStatus
-from diagnosis.review_selectors import current_review, current_signed_review
-from ml.classes import CLASS_NAMES, CLASSES
+from diagnosis.selectors import current_review, current_signed_review
 
 logger = logging.getLogger(__name__)
 
-DISCLAIMER = "AI-assisted assessment, not a diagnosis. Consult a dermatologist."
 # Images are shrunk to this many pixels on their long side before embedding: sharp at the
 # ~70 mm they are printed at (300 dpi), while a 50-megapixel upload stays a small, fast PDF.
 REPORT_IMAGE_MAX_SIDE = 900
@@ -40,17 +37,6 @@ class ReportUnavailable(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
-
-
-@dataclass(frozen=True)
-class ProbabilityRow:
-    code: str
-    name: str
-    probability: float
-
-    @property
-    def percent(self) -> str:
-        return f"{100 * self.probability:.1f}%"
 
 
 def unavailable_reason(analysis: Analysis) -> str | None:
@@ -99,52 +85,6 @@ def image_data_uri(field_file, *, max_side: int = REPORT_IMAGE_MAX_SIDE) -> str 
     return f"data:image/jpeg;base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def probability_rows(probabilities: dict[str, float] | None) -> list[ProbabilityRow]:
-    """The seven classes, most probable first, with their names in words."""
-    probabilities = probabilities or {}
-    rows = [
-        ProbabilityRow(code, CLASS_NAMES.get(code, code), float(probabilities.get(code, 0.0)))
-        for code in CLASSES
-    ]
-    return sorted(rows, key=lambda row: (-row.probability, row.code))
-
-
-def probability_chart_svg(
-    probabilities: dict[str, float] | None, *, top_class: str = ""
-) -> SafeString:
-    """A horizontal bar chart of the class probabilities, as inline SVG.
-
-    Drawn here rather than by a charting library so the PDF and the print view show the same
-    picture with no JavaScript and no network. The top class is drawn in the accent colour,
-    melanoma in red whatever its rank, so the eye finds both.
-    """
-    rows = probability_rows(probabilities)
-    label_w, bar_w, value_w, row_h = 230, 250, 56, 24
-    width, height = label_w + bar_w + value_w, row_h * len(rows) + 6
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="prob-chart" role="img" '
-        f'aria-label="Class probabilities" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="DejaVu Sans, sans-serif" font-size="11">'
-    ]
-    for i, row in enumerate(rows):
-        y = 3 + i * row_h
-        length = max(0.0, min(1.0, row.probability)) * bar_w
-        colour = (
-            "#b42318" if row.code == "mel" else "#1f5f99" if row.code == top_class else "#8a99a8"
-        )
-        weight = ' font-weight="bold"' if row.code == top_class else ""
-        parts.append(
-            f'<text x="{label_w - 8}" y="{y + 15}" text-anchor="end" fill="#1d2733"{weight}>'
-            f"{escape(row.name)}</text>"
-            f'<rect x="{label_w}" y="{y + 4}" width="{bar_w}" height="14" fill="#e6ebf0"/>'
-            f'<rect x="{label_w}" y="{y + 4}" width="{length:.1f}" height="14" fill="{colour}"/>'
-            f'<text x="{label_w + bar_w + 6}" y="{y + 15}" fill="#1d2733"{weight}>'
-            f"{row.percent}</text>"
-        )
-    parts.append("</svg>")
-    return mark_safe("".join(parts))  # noqa: S308 - every interpolated string is escaped above
-
-
 def report_context(*, user: User, analysis: Analysis) -> dict[str, Any]:
     """Everything the report template shows. Raises ReportUnavailable for an analysis with no
     result, and PermissionDenied for a user outside the patient's clinic."""
@@ -158,7 +98,6 @@ def report_context(*, user: User, analysis: Analysis) -> dict[str, Any]:
     analysed_at = timezone.localtime(analysis.finished_at or analysis.queued_at)
     signed = current_signed_review(analysis=analysis)
     latest = current_review(analysis=analysis)
-    top_name = CLASS_NAMES.get(analysis.top_class, analysis.top_class)
     return {
         "analysis": analysis,
         "clinic": patient.clinic,
@@ -171,17 +110,15 @@ def report_context(*, user: User, analysis: Analysis) -> dict[str, Any]:
         "image_uri": image_data_uri(image.file) or image_data_uri(image.thumbnail),
         "heatmap_top_uri": image_data_uri(analysis.heatmap_top),
         "heatmap_melanoma_uri": image_data_uri(analysis.heatmap_melanoma),
-        "top_class_name": top_name,
-        "melanoma_percent": (
-            f"{100 * analysis.melanoma_probability:.1f}%"
-            if analysis.melanoma_probability is not None
-            else "—"
+        "top_class_name": presentation.class_name(analysis.top_class),
+        "melanoma_percent": presentation.melanoma_percent(analysis.melanoma_probability),
+        "rows": presentation.probability_rows(analysis.probabilities, top_class=analysis.top_class),
+        "chart_svg": presentation.probability_chart_svg(
+            analysis.probabilities, top_class=analysis.top_class
         ),
-        "rows": probability_rows(analysis.probabilities),
-        "chart_svg": probability_chart_svg(analysis.probabilities, top_class=analysis.top_class),
         "review": signed,
         "pending_amendment": latest if latest is not None and not latest.is_signed else None,
-        "disclaimer": DISCLAIMER,
+        "disclaimer": presentation.DISCLAIMER,
     }
 
 

@@ -27,6 +27,17 @@ def _unavailable(request: HttpRequest, analysis: Analysis, reason: str) -> HttpR
     )
 
 
+def pdf_attachment(analysis: Analysis, pdf: bytes) -> HttpResponse:
+    """The PDF as a download named by the patient's MRN slug and the analysis id, never cached
+    (the page's link and the REST API answer with this same response)."""
+    patient = analysis.image.lesion.patient
+    name = f"report-{slugify(patient.mrn) or 'patient'}-analysis-{analysis.pk}.pdf"
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 @clinic_role_required()
 def analysis_pdf(request: HttpRequest, analysis_id: int) -> HttpResponse:
     analysis = analysis_get(user=request.user, analysis_id=analysis_id)
@@ -35,12 +46,7 @@ def analysis_pdf(request: HttpRequest, analysis_id: int) -> HttpResponse:
     except services.ReportUnavailable as unavailable:
         return _unavailable(request, analysis, unavailable.reason)
     audit_record(action="report.download", request=request, obj=analysis, format="pdf")
-    patient = analysis.image.lesion.patient
-    name = f"report-{slugify(patient.mrn) or 'patient'}-analysis-{analysis.pk}.pdf"
-    response = HttpResponse(pdf, content_type="application/pdf")
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    response["Cache-Control"] = "no-store"
-    return response
+    return pdf_attachment(analysis, pdf)
 
 
 @clinic_role_required()

@@ -1,16 +1,16 @@
 """`{% load audit_tags %}{% audit_history analysis %}`: the analysis history panel in one line,
-shown only to the clinic admins of the analysis's clinic (accounts.audit_selectors)."""
+shown only to the clinic admins of the analysis's clinic (accounts.selectors.audit)."""
 
 from __future__ import annotations
 
 from django import template
 
-from accounts.audit_selectors import history_for
+from accounts.selectors.audit import history_for
 
 register = template.Library()
 
 
-@register.inclusion_tag("diagnosis/includes/audit_history.html", takes_context=True)
+@register.inclusion_tag("accounts/includes/audit_history.html", takes_context=True)
 def audit_history(context, obj) -> dict:
     request = context.get("request")
     user = getattr(request, "user", None)

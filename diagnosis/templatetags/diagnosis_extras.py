@@ -1,10 +1,11 @@
-"""Template filters for showing classifier output in the clinic's words."""
+"""Template filters and tags for showing classifier output in the clinic's words; the words
+themselves live in diagnosis.presentation."""
 
 from __future__ import annotations
 
 from django import template
 
-from ml.classes import CLASS_NAMES
+from diagnosis import presentation
 
 register = template.Library()
 
@@ -12,9 +13,15 @@ register = template.Library()
 @register.filter
 def class_name(code: str) -> str:
     """'mel' -> 'Melanoma'; screens show full names, code keeps the field's short codes."""
-    return CLASS_NAMES.get(code, code)
+    return presentation.class_name(code)
 
 
 @register.filter
 def percent(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.1f}%"
+
+
+@register.simple_tag
+def disclaimer() -> str:
+    """The disclaimer every shown result carries (the same words as the PDF, API and FHIR)."""
+    return presentation.DISCLAIMER

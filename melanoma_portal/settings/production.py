@@ -1,7 +1,8 @@
 """Production: the same code, stricter transport and cookie settings, secrets only from env.
 
 `DJANGO_SETTINGS_MODULE=melanoma_portal.settings.production manage.py check --deploy` must
-report no issues; tests/security/test_deploy_settings.py runs it.
+report no issues; tests/security/test_privacy.py runs it
+(test_production_settings_pass_check_deploy_with_no_warnings).
 """
 
 import os

@@ -11,5 +11,6 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 MFA_REQUIRED_ROLES: list[str] = []
 ACCOUNT_RATE_LIMITS = False
 # Worker fault tests: a worker started with this > 0 pauses after claiming an analysis, so the
-# test can kill it mid-task (accounts/fault_hooks.py). Never read outside test settings.
+# test can kill it mid-task (tests/fault_hooks.py, installed here and nowhere else).
 ANALYSIS_TEST_PAUSE_S = float(os.environ.get("ANALYSIS_TEST_PAUSE_S", "0"))
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.fault_hooks.FaultHooksConfig"]  # noqa: F405

@@ -13,8 +13,8 @@ from django.db.utils import DatabaseError
 from django.urls import reverse
 
 from accounts.audit import audit_record
-from accounts.audit_selectors import history_for
 from accounts.models import AuditEvent, Role, User
+from accounts.selectors.audit import history_for
 from tests import factories
 
 

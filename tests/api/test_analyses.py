@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from accounts.models import AuditEvent
-from diagnosis.api import DISCLAIMER
 from diagnosis.models import Analysis
+from diagnosis.presentation import DISCLAIMER
 from tests import factories
 from tests.api.conftest import PROBABILITIES
 

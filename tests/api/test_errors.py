@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image, UnidentifiedImageError
 
-from diagnosis.image_validation import ImageRejected
-from melanoma_portal.api_errors import image_rejection_status
+from diagnosis.image_validation import ImageRejected, image_rejection_status
 
 
 def rejected(message: str, cause: Exception | None = None) -> ImageRejected:

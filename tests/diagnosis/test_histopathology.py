@@ -11,12 +11,12 @@ from django.utils import timezone
 
 from accounts.models import AuditEvent
 from diagnosis.models import Histopathology
-from diagnosis.review_selectors import (
+from diagnosis.selectors.histopathology import (
     HistologyCase,
     agreement_summary,
     histology_cases,
 )
-from diagnosis.review_services import histopathology_record
+from diagnosis.services.histopathology import histopathology_record
 from tests import factories
 
 

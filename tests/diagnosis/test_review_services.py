@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.models import AuditEvent
 from diagnosis.models import Review
-from diagnosis.review_services import ReviewLocked, review_amend, review_save, review_sign
+from diagnosis.services.review import ReviewLocked, review_amend, review_save, review_sign
 from tests import factories
 
 FIELDS = {

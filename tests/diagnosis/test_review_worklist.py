@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from diagnosis.models import Analysis
-from diagnosis.review_selectors import worklist
+from diagnosis.selectors.review import worklist
 from tests import factories
 
 

@@ -11,7 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import AuditEvent
-from reports.services import DISCLAIMER, ReportUnavailable, render_analysis_pdf
+from diagnosis.presentation import DISCLAIMER
+from reports.services import ReportUnavailable, render_analysis_pdf
 from tests import factories
 
 

@@ -14,9 +14,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
-from diagnosis import services
 from diagnosis.image_validation import ImageRejected, clean_image
 from diagnosis.models import Analysis, DermoscopicImage
+from diagnosis.services import image as services
 from tests.security import hostile_files as hf
 
 MAX_BYTES = 2 * 1024 * 1024
@@ -192,7 +192,7 @@ def test_upload_service_stores_odd_file_as_clean_rgb_that_a_worker_can_read(
     image = analysis.image
     assert analysis.status == "queued"
     assert image.content_type in ("image/jpeg", "image/png")
-    # The worker opens the stored file exactly like this (diagnosis.services._open_image).
+    # The worker opens the stored file exactly like this (diagnosis.services.image._open_image).
     picture = services._open_image(image)
     assert picture is not None and picture.mode == "RGB"
     assert picture.size == (image.width, image.height)

@@ -21,10 +21,10 @@ from django.utils import timezone
 
 from accounts.models import AuditEvent
 from diagnosis.models import Analysis, DermoscopicImage, Lesion
-from diagnosis.retention import images_purge_expired
+from diagnosis.services.image import images_purge_expired
 from melanoma_portal.storage import EncryptedFileSystemStorage
-from patients import rights
 from patients.models import Patient
+from patients.services import rights
 from tests import factories
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -203,7 +203,7 @@ def test_uploaded_image_is_encrypted_on_disk_when_a_key_is_set(settings, staff, 
     from django.core.files.storage import storages
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from diagnosis import services
+    from diagnosis.services import image as services
 
     settings.IMAGE_ENCRYPTION_KEY = Fernet.generate_key().decode()
     settings.STORAGES = {

@@ -14,8 +14,8 @@ import pytest
 import redis
 from django.conf import settings
 
-from diagnosis import services
 from diagnosis.models import Analysis, AnalysisStatus
+from diagnosis.services import analysis as services
 from tests import factories
 from tests.worker import celery_worker, require_shared_services, wait_for
 

@@ -1,0 +1,24 @@
+"""Writes to clinic accounts (`users`: create, change role, deactivate) and their API tokens
+(`tokens`), by a clinic admin."""
+
+from accounts.services.tokens import api_token_issue, api_token_list, api_token_revoke
+from accounts.services.users import (
+    send_set_password_email,
+    set_password_link,
+    user_create,
+    user_deactivate,
+    user_reactivate,
+    user_set_role,
+)
+
+__all__ = [
+    "api_token_issue",
+    "api_token_list",
+    "api_token_revoke",
+    "send_set_password_email",
+    "set_password_link",
+    "user_create",
+    "user_deactivate",
+    "user_reactivate",
+    "user_set_role",
+]

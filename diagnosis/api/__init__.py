@@ -1,0 +1,11 @@
+"""REST API for lesions, image uploads, analyses (with the FHIR export) and signed reviews.
+
+The endpoints call the same selectors and services as the pages, so the clinic scoping, role
+checks, upload validation and audit events are the portal's own.
+"""
+
+from diagnosis.api.analysis import AnalysisViewSet
+from diagnosis.api.lesion import LesionViewSet
+from diagnosis.api.review import ReviewViewSet
+
+__all__ = ["AnalysisViewSet", "LesionViewSet", "ReviewViewSet"]

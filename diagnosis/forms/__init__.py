@@ -1,0 +1,1 @@
+"""Forms of the diagnosis pages, one module per sub-domain."""

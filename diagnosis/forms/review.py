@@ -1,0 +1,88 @@
+"""Forms for a doctor's review.
+
+The forms say what is missing next to each field; the services check the same rules again
+(diagnosis.services.review, and the database a third time), so the API and any future caller
+get the same answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.utils import timezone
+
+from diagnosis.models import DiagnosisChoice, Management
+
+AGREEMENT_CHOICES = [("yes", "Yes, I agree with the AI"), ("no", "No, I disagree")]
+
+
+def _yes(value: str) -> bool:
+    return value == "yes"
+
+
+class ReviewForm(forms.Form):
+    agrees_with_ai = forms.TypedChoiceField(
+        label="Do you agree with the AI's assessment?",
+        choices=AGREEMENT_CHOICES,
+        coerce=_yes,
+        widget=forms.RadioSelect,
+        error_messages={"required": "Say whether you agree with the AI."},
+    )
+    diagnosis = forms.ChoiceField(
+        label="Clinical diagnosis",
+        choices=[("", "— choose —"), *DiagnosisChoice.choices],
+        error_messages={"required": "Choose your clinical diagnosis."},
+    )
+    diagnosis_other = forms.CharField(
+        label="Other diagnosis (when 'Other')", max_length=200, required=False
+    )
+    management = forms.ChoiceField(
+        choices=Management.choices,
+        widget=forms.RadioSelect,
+        error_messages={"required": "Choose the management."},
+    )
+    follow_up_on = forms.DateField(
+        label="Follow-up date (when monitoring)",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("management") == Management.MONITOR:
+            follow_up = data.get("follow_up_on")
+            if follow_up is None and "follow_up_on" not in self.errors:
+                self.add_error("follow_up_on", "Monitoring needs a follow-up date.")
+            elif follow_up is not None and follow_up <= timezone.localdate():
+                self.add_error("follow_up_on", "The follow-up date must be in the future.")
+        if (
+            data.get("diagnosis") == DiagnosisChoice.OTHER
+            and not data.get("diagnosis_other", "").strip()
+        ):
+            self.add_error("diagnosis_other", "Name the diagnosis when choosing 'Other'.")
+        return data
+
+    @staticmethod
+    def initial_from(review) -> dict[str, Any]:
+        """The form's initial values from an existing review (a draft, or the version an
+        amendment starts from)."""
+        if review is None:
+            return {}
+        return {
+            "agrees_with_ai": "yes" if review.agrees_with_ai else "no",
+            "diagnosis": review.diagnosis,
+            "diagnosis_other": review.diagnosis_other,
+            "management": review.management,
+            "follow_up_on": review.follow_up_on,
+            "notes": review.notes,
+        }
+
+
+class ReviewAmendForm(ReviewForm):
+    amendment_reason = forms.CharField(
+        label="Why are you amending the signed review?",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages={"required": "Say why the signed review is amended."},
+    )

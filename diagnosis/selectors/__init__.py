@@ -1,0 +1,46 @@
+"""Reads in the diagnosis domain, always scoped to the user's clinic, one module per
+sub-domain: lesions and images, analyses, reviews, histopathology."""
+
+from diagnosis.selectors.analysis import (
+    analyses_for_patient,
+    analysis_get,
+    analysis_list,
+    dashboard_counts,
+    high_risk_awaiting_review,
+    live_queue,
+    queue_position,
+)
+from diagnosis.selectors.histopathology import (
+    agreement_summary,
+    histology_cases,
+    lesion_histopathology,
+)
+from diagnosis.selectors.lesion import image_get, lesion_get, lesion_list
+from diagnosis.selectors.review import (
+    current_review,
+    current_signed_review,
+    review_versions,
+    signed_reviews,
+    worklist,
+)
+
+__all__ = [
+    "agreement_summary",
+    "analyses_for_patient",
+    "analysis_get",
+    "analysis_list",
+    "current_review",
+    "current_signed_review",
+    "dashboard_counts",
+    "high_risk_awaiting_review",
+    "histology_cases",
+    "image_get",
+    "lesion_get",
+    "lesion_histopathology",
+    "lesion_list",
+    "live_queue",
+    "queue_position",
+    "review_versions",
+    "signed_reviews",
+    "worklist",
+]

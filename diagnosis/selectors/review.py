@@ -1,0 +1,83 @@
+"""Reads of reviews and the doctor's worklist, scoped to the user's clinic, each in a fixed
+number of queries."""
+
+from __future__ import annotations
+
+from django.db.models import Case, IntegerField, Prefetch, QuerySet, Value, When
+
+from accounts.models import User
+from diagnosis.models import (
+    Analysis,
+    AnalysisStatus,
+    Review,
+    RiskTier,
+)
+from diagnosis.selectors.analysis import analysis_list
+
+
+def worklist(*, user: User) -> QuerySet[Analysis]:
+    """Finished analyses of the clinic that no doctor has signed: high risk first, then
+    moderate, then low, and within a tier the oldest first (longest waiting).
+
+    Two queries whatever the length: the analyses with their image, lesion and patient, and
+    their unsigned drafts (so the list can say "draft by Dr X").
+    """
+    risk_rank = Case(
+        When(risk_tier=RiskTier.HIGH, then=Value(0)),
+        When(risk_tier=RiskTier.MODERATE, then=Value(1)),
+        When(risk_tier=RiskTier.LOW, then=Value(2)),
+        default=Value(3),
+        output_field=IntegerField(),
+    )
+    return (
+        analysis_list(user=user)
+        .filter(status=AnalysisStatus.DONE)
+        .exclude(reviews__signed_at__isnull=False)
+        .annotate(risk_rank=risk_rank)
+        .order_by("risk_rank", "queued_at", "id")
+        .prefetch_related(
+            Prefetch(
+                "reviews",
+                queryset=Review.objects.filter(signed_at__isnull=True).select_related("author"),
+                to_attr="drafts",
+            )
+        )
+    )
+
+
+def review_versions(*, analysis: Analysis) -> list[Review]:
+    """Every version of the analysis's review, newest first (the first is the current one).
+    The caller has already fetched `analysis` through a clinic-scoped selector."""
+    return list(
+        Review.objects.filter(analysis=analysis)
+        .select_related("author", "signed_by")
+        .order_by("-version")
+    )
+
+
+def current_review(*, analysis: Analysis) -> Review | None:
+    """The newest version (a draft or signed), or None when nobody has reviewed it yet."""
+    return (
+        Review.objects.filter(analysis=analysis)
+        .select_related("author", "signed_by")
+        .order_by("-version")
+        .first()
+    )
+
+
+def current_signed_review(*, analysis: Analysis) -> Review | None:
+    """The newest signed version: what a report prints as the doctor's decision."""
+    return (
+        Review.objects.filter(analysis=analysis, signed_at__isnull=False)
+        .select_related("signed_by")
+        .order_by("-version")
+        .first()
+    )
+
+
+def signed_reviews(*, user: User) -> QuerySet[Review]:
+    """Signed reviews of the user's clinic's analyses. A draft is a doctor's work in progress,
+    not a clinical statement, so the API never shows one."""
+    return Review.objects.filter(
+        analysis__in=analysis_list(user=user).values("pk"), signed_at__isnull=False
+    ).order_by("-signed_at", "-id")

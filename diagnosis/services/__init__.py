@@ -1,0 +1,42 @@
+"""Writes in the diagnosis domain, one module per sub-domain: lesions, images (upload and
+retention), analyses, reviews, histopathology. Each write checks permission first, enforces the
+domain's rules and records its audit event in its own transaction. Other apps, tasks and
+management commands call them through this package."""
+
+from diagnosis.services.analysis import (
+    NO_CLASSIFIER,
+    analysis_fail,
+    analysis_requeue_stale,
+    analysis_retry,
+    analysis_run,
+)
+from diagnosis.services.histopathology import HISTOPATHOLOGY_FIELDS, histopathology_record
+from diagnosis.services.image import image_upload, images_past_retention, images_purge_expired
+from diagnosis.services.lesion import lesion_create, lesion_metadata
+from diagnosis.services.review import (
+    REVIEW_FIELDS,
+    ReviewLocked,
+    review_amend,
+    review_save,
+    review_sign,
+)
+
+__all__ = [
+    "HISTOPATHOLOGY_FIELDS",
+    "NO_CLASSIFIER",
+    "REVIEW_FIELDS",
+    "ReviewLocked",
+    "analysis_fail",
+    "analysis_requeue_stale",
+    "analysis_retry",
+    "analysis_run",
+    "histopathology_record",
+    "image_upload",
+    "images_past_retention",
+    "images_purge_expired",
+    "lesion_create",
+    "lesion_metadata",
+    "review_amend",
+    "review_save",
+    "review_sign",
+]

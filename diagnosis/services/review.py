@@ -1,0 +1,200 @@
+"""Writes of doctors' reviews.
+
+Only doctors write a review; a review is signed once and then locked. Changing a signed
+review means amending it: a new version that supersedes the old one, which is kept
+unchanged, so the record shows what was decided when.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.audit import audit_record, audited_write
+from accounts.models import Role, User
+from accounts.permissions import require_role, require_same_clinic
+from diagnosis.models import (
+    Analysis,
+    AnalysisStatus,
+    DiagnosisChoice,
+    Management,
+    Review,
+)
+
+REVIEW_FIELDS = (
+    "agrees_with_ai",
+    "diagnosis",
+    "diagnosis_other",
+    "management",
+    "follow_up_on",
+    "notes",
+)
+
+
+class ReviewLocked(ValidationError):
+    """The review is signed; it can only be amended, never edited."""
+
+
+def _check_fields(fields: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = set(fields) - set(allowed)
+    if unknown:
+        raise TypeError(f"unknown fields: {sorted(unknown)}")
+
+
+def _clean_review(review: Review, *, new_follow_up: bool = True) -> None:
+    """The rules a form shows next to its fields; the database enforces the same ones, except
+    that a follow-up date being written (`new_follow_up`) must lie in the future: a date that
+    has passed since a draft was saved does not stop the draft being signed."""
+    errors: dict[str, str] = {}
+    if review.management == Management.MONITOR and review.follow_up_on is None:
+        errors["follow_up_on"] = "Monitoring needs a follow-up date."
+    elif (
+        new_follow_up
+        and review.management == Management.MONITOR
+        and review.follow_up_on <= timezone.localdate()
+    ):
+        errors["follow_up_on"] = "The follow-up date must be in the future."
+    if review.diagnosis == DiagnosisChoice.OTHER and not review.diagnosis_other.strip():
+        errors["diagnosis_other"] = "Name the diagnosis when choosing 'Other'."
+    if review.diagnosis != DiagnosisChoice.OTHER:
+        review.diagnosis_other = ""
+    if review.management != Management.MONITOR:
+        review.follow_up_on = None
+    if errors:
+        raise ValidationError(errors)
+    review.full_clean(exclude=["analysis", "supersedes", "author", "signed_by"])
+
+
+def _lock_analysis(actor: User, analysis: Analysis) -> Analysis:
+    """Lock the analysis row: review writes of one analysis happen one at a time."""
+    require_role(actor, Role.DOCTOR)
+    locked = (
+        Analysis.objects.select_for_update()
+        .select_related("image__lesion__patient")
+        .get(pk=analysis.pk)
+    )
+    require_same_clinic(actor, locked.image.lesion.patient.clinic_id)
+    if locked.status != AnalysisStatus.DONE:
+        raise ValidationError("Only a finished analysis can be reviewed.")
+    return locked
+
+
+def _latest(analysis: Analysis) -> Review | None:
+    return Review.objects.filter(analysis=analysis).order_by("-version").first()
+
+
+def _sign(review: Review, actor: User) -> None:
+    review.signed_at = timezone.now()
+    review.signed_by = actor
+    review.signed_by_name = actor.get_full_name()
+
+
+def _save_audited(
+    review: Review, *, actor: User, request, sign: bool, action: str, **detail: Any
+) -> None:
+    """Save a review (signed first when asked) and record the write, then the signature, as
+    separate audit events: an auditor filters on 'review.sign' to find every signature."""
+    if sign:
+        _sign(review, actor)
+    review.save()
+    audit_record(
+        action=action, user=actor, request=request, obj=review, version=review.version, **detail
+    )
+    if sign:
+        audit_record(
+            action="review.sign", user=actor, request=request, obj=review, version=review.version
+        )
+
+
+@audited_write("review.create", "review.update")
+def review_save(
+    *,
+    actor: User,
+    analysis: Analysis,
+    sign: bool = False,
+    request=None,
+    **fields: Any,
+) -> Review:
+    """Create the first review of an analysis or update its unsigned draft; sign it when
+    `sign` is true. Raises ReviewLocked when the current version is signed (amend instead)."""
+    _check_fields(fields, REVIEW_FIELDS)
+    with transaction.atomic():
+        analysis = _lock_analysis(actor, analysis)
+        review = _latest(analysis)
+        if review is not None and review.is_signed:
+            raise ReviewLocked("This review is signed and locked; amend it to change it.")
+        created = review is None
+        if created:
+            review = Review(analysis=analysis, version=1, author=actor)
+        for name, value in fields.items():
+            setattr(review, name, value)
+        _clean_review(review, new_follow_up="follow_up_on" in fields)
+        _save_audited(
+            review,
+            actor=actor,
+            request=request,
+            sign=sign,
+            action="review.create" if created else "review.update",
+        )
+    return review
+
+
+@audited_write("review.sign")
+def review_sign(*, actor: User, review: Review, request=None) -> Review:
+    """Sign a draft. Only doctors sign; signing twice is refused, not repeated."""
+    with transaction.atomic():
+        _lock_analysis(actor, review.analysis)
+        review = Review.objects.select_for_update().get(pk=review.pk)
+        if review.is_signed:
+            raise ReviewLocked("This review is already signed.")
+        _clean_review(review, new_follow_up=False)
+        _sign(review, actor)
+        review.save(update_fields=["signed_at", "signed_by", "signed_by_name", "updated_at"])
+        audit_record(
+            action="review.sign", user=actor, request=request, obj=review, version=review.version
+        )
+    return review
+
+
+@audited_write("review.amend")
+def review_amend(
+    *,
+    actor: User,
+    analysis: Analysis,
+    amendment_reason: str,
+    sign: bool = False,
+    request=None,
+    **fields: Any,
+) -> Review:
+    """Start (or sign) a new version superseding the signed current one; the old stays."""
+    _check_fields(fields, REVIEW_FIELDS)
+    if not amendment_reason.strip():
+        raise ValidationError({"amendment_reason": "Say why the signed review is amended."})
+    with transaction.atomic():
+        analysis = _lock_analysis(actor, analysis)
+        previous = _latest(analysis)
+        if previous is None or not previous.is_signed:
+            raise ValidationError("Only a signed review can be amended; edit the draft instead.")
+        review = Review(
+            analysis=analysis,
+            version=previous.version + 1,
+            supersedes=previous,
+            author=actor,
+            amendment_reason=amendment_reason.strip(),
+            **{name: getattr(previous, name) for name in REVIEW_FIELDS},
+        )
+        for name, value in fields.items():
+            setattr(review, name, value)
+        _clean_review(review, new_follow_up="follow_up_on" in fields)
+        _save_audited(
+            review,
+            actor=actor,
+            request=request,
+            sign=sign,
+            action="review.amend",
+            supersedes=previous.pk,
+        )
+    return review

@@ -1,0 +1,85 @@
+"""The dashboard and an analysis's pages: its result, the status the page polls, a retry."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.audit import audit_record
+from accounts.decorators import clinic_role_required
+from diagnosis import presentation, selectors, services
+from diagnosis.models import AnalysisStatus
+
+RECENT = 10
+
+
+QUEUE_SHOWN = 20
+
+
+@clinic_role_required()
+def dashboard(request: HttpRequest) -> HttpResponse:
+    counts = selectors.dashboard_counts(user=request.user)
+    queue = list(selectors.live_queue(user=request.user)[:QUEUE_SHOWN])
+    for analysis in queue:
+        analysis.position = selectors.queue_position(analysis=analysis)
+    recent = selectors.analysis_list(user=request.user).order_by("-queued_at", "-id")[:RECENT]
+    return render(
+        request,
+        "diagnosis/dashboard.html",
+        {"counts": counts, "queue": queue, "recent": recent},
+    )
+
+
+@clinic_role_required()
+def analysis_detail(request: HttpRequest, analysis_id: int) -> HttpResponse:
+    analysis = selectors.analysis_get(user=request.user, analysis_id=analysis_id)
+    audit_record(action="analysis.view", request=request, obj=analysis)
+    return render(
+        request,
+        "diagnosis/analysis_detail.html",
+        {
+            "analysis": analysis,
+            "patient": analysis.image.lesion.patient,
+            "rows": (
+                presentation.probability_rows(analysis.probabilities, top_class=analysis.top_class)
+                if analysis.status == AnalysisStatus.DONE
+                else []
+            ),
+            "top_class_name": presentation.class_name(analysis.top_class),
+            "position": selectors.queue_position(analysis=analysis),
+        },
+    )
+
+
+@clinic_role_required()
+@require_GET
+@never_cache
+def analysis_status(request: HttpRequest, analysis_id: int) -> JsonResponse:
+    """What the result page polls while an analysis waits: state and queue position only."""
+    analysis = selectors.analysis_get(user=request.user, analysis_id=analysis_id)
+    return JsonResponse(
+        {
+            "id": analysis.pk,
+            "status": analysis.status,
+            "status_display": analysis.get_status_display(),
+            "queue_position": selectors.queue_position(analysis=analysis),
+            "failure_reason": analysis.failure_reason,
+        }
+    )
+
+
+@clinic_role_required()
+@require_POST
+def analysis_retry(request: HttpRequest, analysis_id: int) -> HttpResponse:
+    analysis = selectors.analysis_get(user=request.user, analysis_id=analysis_id)
+    requeued = analysis.status == AnalysisStatus.FAILED
+    # The service audits the request either way (requeued or not).
+    services.analysis_retry(actor=request.user, analysis=analysis, request=request)
+    if requeued:
+        messages.success(request, "The analysis is queued again.")
+    else:
+        messages.info(request, f"The analysis is {analysis.get_status_display().lower()}.")
+    return redirect("diagnosis:analysis", analysis_id=analysis.pk)

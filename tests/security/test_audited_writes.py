@@ -1,0 +1,177 @@
+"""Every service that writes patient data leaves exactly one audit event, whoever calls it.
+
+The services under test are not listed here: they are found in the registry that
+`@accounts.audit.audited_write(...)` fills as the apps' service modules are imported. A new
+audited service fails `test_every_registered_write_leaves_exactly_one_audit_event` until it
+gets a call in `_call` below, and a service that takes an `actor` but is neither registered
+nor exempt fails `test_every_service_taking_an_actor_is_registered_or_exempt`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from collections.abc import Callable
+
+import pytest
+from django.apps import apps
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+
+from accounts.audit import AUDITED_WRITES
+from accounts.models import AuditEvent
+from tests import factories
+
+PROJECT_APPS = ("accounts", "patients", "diagnosis", "reports")
+
+# Services that take an actor but write no patient data, or are audited elsewhere; each says
+# why it is not in the registry.
+EXEMPT = {
+    "patient_export": "a read of patient data, audited as 'patient.export'",
+    "api_token_issue": "API keys, no patient data",
+    "api_token_revoke": "API keys, no patient data",
+    "api_token_list": "a read of API keys",
+    "user_create": "staff accounts; audited by accounts.signals",
+    "user_set_role": "staff accounts; audited by accounts.signals",
+    "user_deactivate": "staff accounts; audited by accounts.signals",
+    "user_reactivate": "staff accounts; audited by accounts.signals",
+}
+
+
+def _service_modules() -> list:
+    """Every module of the project apps' `services` packages, imported, which also fills the
+    registry."""
+    modules = []
+    for config in apps.get_app_configs():
+        if config.name not in PROJECT_APPS:
+            continue
+        package = importlib.import_module(config.name)
+        for info in pkgutil.walk_packages(package.__path__, f"{config.name}."):
+            if info.name.split(".")[1] == "services":
+                modules.append(importlib.import_module(info.name))
+    return modules
+
+
+SERVICE_MODULES = _service_modules()
+
+
+def _registered() -> dict[str, tuple[str, ...]]:
+    return {qualname.rsplit(".", 1)[-1]: actions for qualname, actions in AUDITED_WRITES.items()}
+
+
+class World:
+    def __init__(self) -> None:
+        self.clinic = factories.ClinicFactory()
+        self.staff = factories.UserFactory(clinic=self.clinic)
+        self.doctor = factories.DoctorFactory(clinic=self.clinic)
+        self.admin = factories.ClinicAdminFactory(clinic=self.clinic)
+        self.patient = factories.PatientFactory(clinic=self.clinic)
+        self.lesion = factories.LesionFactory(patient=self.patient)
+        self.image = factories.DermoscopicImageFactory(lesion=self.lesion)
+        self.done = factories.DoneAnalysisFactory(image=self.image)
+
+
+REVIEW = {"agrees_with_ai": True, "diagnosis": "mel", "management": "excise", "notes": "x"}
+
+
+def _call(name: str, service: Callable, world: World):
+    """Call `service` once as its everyday caller would; returns (actor, patient id)."""
+    w = world
+    if name == "patient_create":
+        fields = {"mrn": "NEW-1", "first_name": "Eva", "last_name": "Gruber"}
+        fields |= {"date_of_birth": timezone.localdate().replace(year=1980), "sex": "female"}
+        patient = service(actor=w.staff, **fields)
+        return w.staff, patient.pk
+    if name == "patient_update":
+        service(actor=w.staff, patient=w.patient, phone="+43 1 234")
+        return w.staff, w.patient.pk
+    if name == "patient_erase":
+        patient_id = w.patient.pk
+        service(actor=w.admin, patient=w.patient, confirm_mrn=w.patient.mrn)
+        return w.admin, patient_id
+    if name == "lesion_create":
+        service(actor=w.staff, patient=w.patient, anatomic_site="back")
+        return w.staff, w.patient.pk
+    if name == "image_upload":
+        upload = SimpleUploadedFile("x.jpg", factories.jpeg_bytes(), content_type="image/jpeg")
+        service(actor=w.staff, lesion=w.lesion, upload=upload)
+        return w.staff, w.patient.pk
+    if name == "analysis_retry":
+        failed = factories.AnalysisFactory(image=w.image, status="failed", failure_reason="x")
+        service(actor=w.staff, analysis=failed)
+        return w.staff, w.patient.pk
+    if name == "review_save":
+        service(actor=w.doctor, analysis=w.done, **REVIEW)
+        return w.doctor, w.patient.pk
+    if name == "review_sign":
+        from diagnosis.models import Review
+
+        draft = Review.objects.create(analysis=w.done, version=1, author=w.doctor, **REVIEW)
+        service(actor=w.doctor, review=draft)
+        return w.doctor, w.patient.pk
+    if name == "review_amend":
+        signed = factories.ReviewFactory(
+            analysis=w.done,
+            author=w.doctor,
+            signed_at=timezone.now(),
+            signed_by=w.doctor,
+            signed_by_name=w.doctor.get_full_name(),
+        )
+        service(actor=w.doctor, analysis=signed.analysis, amendment_reason="Histology came back")
+        return w.doctor, w.patient.pk
+    if name == "histopathology_record":
+        service(
+            actor=w.doctor,
+            lesion=w.lesion,
+            diagnosis="mel",
+            reported_on=timezone.localdate(),
+            lab_reference="H-1",
+        )
+        return w.doctor, w.patient.pk
+    return None
+
+
+def _service(name: str) -> Callable:
+    for module in SERVICE_MODULES:
+        candidate = getattr(module, name, None)
+        if candidate is not None and getattr(candidate, "audit_actions", None):
+            return candidate
+    raise LookupError(name)
+
+
+def test_the_registry_found_the_services():
+    assert {"patient_create", "image_upload", "review_save"} <= set(_registered())
+
+
+@pytest.mark.parametrize("name", sorted(_registered()))
+def test_every_registered_write_leaves_exactly_one_audit_event(db, name):
+    world = World()
+    service = _service(name)
+    before = set(AuditEvent.objects.values_list("pk", flat=True))
+
+    called = _call(name, service, world)
+
+    assert called is not None, f"{name}: add a call to _call() in this file"
+    actor, patient_id = called
+    events = list(AuditEvent.objects.exclude(pk__in=before))
+    assert len(events) == 1, f"{name} recorded {[e.action for e in events]}"
+    event = events[0]
+    assert event.action in service.audit_actions
+    assert event.user_id == actor.pk
+    assert event.patient_id == patient_id
+
+
+def test_every_service_taking_an_actor_is_registered_or_exempt():
+    registered = set(_registered())
+    unaccounted = []
+    for module in SERVICE_MODULES:
+        for name, function in inspect.getmembers(module, inspect.isfunction):
+            if function.__module__ != module.__name__ or name.startswith("_"):
+                continue
+            if "actor" in inspect.signature(function).parameters and name not in registered:
+                if name not in EXEMPT:
+                    unaccounted.append(f"{module.__name__}.{name}")
+    assert not unaccounted, (
+        f"mark these writes @audited_write(...) or say in EXEMPT why not: {unaccounted}"
+    )
