@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,16 @@ def test_worker_process_analyses_an_upload_and_stores_the_prediction(staff_and_l
     assert analysis.status == AnalysisStatus.DONE, analysis.failure_reason
     assert set(analysis.probabilities) == set(CLASSES)
     assert sum(analysis.probabilities.values()) == pytest.approx(1.0, abs=1e-3)
-    assert analysis.top_class == max(analysis.probabilities, key=analysis.probabilities.get)
+    # The shown class is the card's decision: argmax(p * class weight) for v2 cards (rare
+    # cancers weighed up), plain argmax for v1 cards.
+    version = (Path(settings.ML_MODELS_ROOT) / "CURRENT").read_text().strip()
+    card = json.loads((Path(settings.ML_MODELS_ROOT) / version / "card.json").read_text())
+    weights = card.get("decision", {}).get("class_weights") or [1.0] * len(CLASSES)
+    weighted = {c: analysis.probabilities[c] * w for c, w in zip(CLASSES, weights, strict=True)}
+    assert analysis.top_class == max(weighted, key=weighted.get)
+    assert analysis.metadata_used == (
+        ["age", "sex", "site"] if card.get("metadata", {}).get("used") else []
+    )
     assert analysis.melanoma_probability == pytest.approx(analysis.probabilities["mel"])
     assert analysis.risk_tier in ("low", "moderate", "high")
     assert analysis.model_version == (Path(settings.ML_MODELS_ROOT) / "CURRENT").read_text().strip()
