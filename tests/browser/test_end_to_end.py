@@ -3,6 +3,7 @@ log in, register a patient, record a lesion, upload an image, wait, read the res
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -100,9 +101,18 @@ def test_staff_uploads_an_image_and_reads_the_result(live_server, browser):
     for name in ("Melanoma", "Melanocytic nevus", "Basal cell carcinoma", "Vascular lesion"):
         assert name in page
     assert "AI-assisted assessment, not a diagnosis. Consult a dermatologist." in page
+    assert "AI suggestion" in page
+    # The patient has a date of birth and a sex, the lesion a site: a v2 model reads all three.
+    assert "read: image, age, sex, site" in page or "read: image only" in page
     assert "%" in find(By.ID, "melanoma-probability").text
     assert find(By.ID, "risk-tier").text in ("Low", "Moderate", "High")
     # The image is shown through the permission-checked view, and it loaded.
     image = find(By.CSS_SELECTOR, "img.lesion-image")
     assert "/images/" in image.get_attribute("src")
     assert browser.execute_script("return arguments[0].naturalWidth", image) > 0
+    # SCREENSHOT_DIR=... keeps pictures of the result page to look at by eye.
+    shots = os.environ.get("SCREENSHOT_DIR")
+    if shots:
+        browser.save_screenshot(str(Path(shots) / "result-desktop.png"))
+        browser.set_window_size(390, 844)
+        browser.save_screenshot(str(Path(shots) / "result-phone.png"))
