@@ -120,6 +120,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-current", action="store_true", help="leave CURRENT as it is")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, help="also write the report-half predictions here")
+    parser.add_argument(
+        "--max-views",
+        type=int,
+        choices=VIEW_COUNTS,
+        default=VIEW_COUNTS[-1],
+        help="a latency budget: each view is one more forward pass per image (8 views cost "
+        "8x; bench/inference.py's targets are <= 20 ms and >= 40 images/s)",
+    )
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -155,8 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     use_meta = model.use_metadata
     prior = train_prior()
     select_table = {}
+    allowed = [v for v in VIEW_COUNTS if v <= args.max_views]
     for size in sizes:
-        for views in VIEW_COUNTS:
+        for views in allowed:
             logits = head_logits(
                 model, features[size]["select"][views], records["select"] if use_meta else None
             )
@@ -168,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     candidates = [
         (views, size)
         for size in sizes
-        for views in VIEW_COUNTS
+        for views in allowed
         if select_table[f"{size}px x{views}"]
         >= (plain_best if views == 1 else plain_best + TTA_MIN_GAIN)
         and select_table[f"{size}px x{views}"] >= best - TTA_MIN_GAIN
