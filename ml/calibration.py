@@ -110,14 +110,14 @@ def fit_risk_thresholds(
     specificity: float = HIGH_SPECIFICITY,
 ) -> RiskThresholds:
     """Tier boundaries from validation labels and calibrated p(mel); see the module docstring."""
-    moderate = _margin_below(
+    moderate = margin_below(
         threshold_for_sensitivity(is_melanoma, p_melanoma, sensitivity), p_melanoma
     )
     high = max(threshold_for_specificity(is_melanoma, p_melanoma, specificity), moderate)
     return RiskThresholds(moderate=moderate, high=high)
 
 
-def _margin_below(threshold: float, scores: Sequence[float] | np.ndarray) -> float:
+def margin_below(threshold: float, scores: Sequence[float] | np.ndarray) -> float:
     """Halfway between the threshold and the next lower validation score.
 
     The sensitivity threshold is exactly the score of the last melanoma it must catch; the

@@ -293,13 +293,11 @@ def main(argv: list[str] | None = None) -> int:
         classifier = Classifier.load_current(MODELS_ROOT, threads=args.threads)
     if fitting:
         measured = fit_gate(classifier, args.data)["measured"]
-        summary = {
-            k: v
-            if k != "non_dermoscopic_rejected"
-            else {kk: vv for kk, vv in v.items() if kk != "images"}
-            for k, v in measured.items()
+        measured = dict(measured)
+        measured["non_dermoscopic_rejected"] = {
+            k: v for k, v in measured["non_dermoscopic_rejected"].items() if k != "images"
         }
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(measured, indent=2))
         return 0
     try:
         gate = Gate.load(classifier)

@@ -31,7 +31,6 @@ def _f(value: object, digits: int = 3) -> str:
 def _headline(card: dict, v1: dict | None) -> list[str]:
     v = card["validation"]
     io = card["image_only"]
-    mel, mel_io = v["melanoma"], io["melanoma"]
     rows = [
         ("Balanced accuracy (mean per-class recall)", "balanced_accuracy", 0.80),
         ("Melanoma AUC", ("melanoma", "auc"), 0.93),
@@ -71,7 +70,6 @@ def _headline(card: dict, v1: dict | None) -> list[str]:
             f"| {label} | {_f(get(v1, key))} | **{_f(value)}** | {_f(get(io, key))} "
             f"| {tgt} | {reached} |"
         )
-    del mel, mel_io
     return lines
 
 

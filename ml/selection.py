@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.optimize import minimize
 
+from ml.calibration import softmax
 from ml.metrics import balanced_accuracy
 
 ALPHA_GRID: tuple[float, ...] = tuple(round(a, 2) for a in np.linspace(0.0, 1.5, 31))
@@ -28,13 +29,11 @@ ALPHA_GRID: tuple[float, ...] = tuple(round(a, 2) for a in np.linspace(0.0, 1.5,
 def calibrate(
     logits: np.ndarray, temperature: float, bias: Sequence[float] | None = None
 ) -> np.ndarray:
-    """softmax(logits / temperature + bias), row-wise, float64."""
+    """softmax(logits / temperature + bias), row-wise, float64 (v1's softmax plus the bias)."""
     z = np.asarray(logits, dtype=np.float64) / temperature
     if bias is not None:
         z = z + np.asarray(bias, dtype=np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+    return softmax(z)
 
 
 def _nll(logits: np.ndarray, labels: np.ndarray, temperature: float, bias: np.ndarray) -> float:

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ml.calibration import _margin_below
+from ml.calibration import margin_below
 from ml.classes import CLASSES
 from ml.metrics import sensitivity_specificity, threshold_for_sensitivity
 
@@ -68,7 +68,7 @@ def fit_nmsc_threshold(labels: Sequence[int] | np.ndarray, probs: np.ndarray) ->
     half's basal cell carcinomas and actinic keratoses, halfway to the next score below."""
     y = np.isin(np.asarray(labels), [CLASSES.index(c) for c in NMSC])
     score = probs[:, [CLASSES.index(c) for c in NMSC]].sum(1)
-    return _margin_below(threshold_for_sensitivity(y, score, NMSC_SENSITIVITY), score)
+    return margin_below(threshold_for_sensitivity(y, score, NMSC_SENSITIVITY), score)
 
 
 def measure(
