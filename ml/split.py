@@ -85,6 +85,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.half_labels:
+        if args.half_labels[0] not in ("select", "report"):
+            parser.error(f"HALF must be select or report, not {args.half_labels[0]!r}")
         write_half_labels(args.data, args.half_labels[0], Path(args.half_labels[1]))
         return
     if args.halves:
