@@ -139,15 +139,20 @@ def write_model_dir(
     state_dict: dict[str, torch.Tensor],
     card: dict,
     set_current: bool = True,
+    half: bool = False,
 ) -> Path:
     """Write weights.pt and card.json (with the weights' sha256) under models_root/version,
-    and CURRENT if asked. Overwrites an existing version of the same name."""
+    and CURRENT if asked. Overwrites an existing version of the same name. `half` stores
+    floating tensors as float16 (an ensemble's members within the size limit); loading casts
+    them back to float32, and the card's figures are measured after that round trip."""
     if not version or "/" in version or version.startswith("."):
         raise ValueError(f"bad model version {version!r}")
     model_dir = models_root / version
     model_dir.mkdir(parents=True, exist_ok=True)
     weights = {
-        key: (value.float() if value.is_floating_point() else value).contiguous()
+        key: (
+            (value.half() if half else value.float()) if value.is_floating_point() else value
+        ).contiguous()
         for key, value in state_dict.items()
     }
     weights_path = model_dir / WEIGHTS_FILE

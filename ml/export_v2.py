@@ -2,6 +2,10 @@
 
     python -m ml.export_v2 --checkpoint runs/v2/best.pt --version ham10000-lite0-v2 \
         [--eval-sizes 160,192] [--no-current]
+    python -m ml.export_v2 --checkpoint A/best.pt --checkpoint B/swa.pt --half-weights ...
+
+Several `--checkpoint`s make an ensemble: the mean of the members' logits, calibrated and
+decided on as one network (`ml.model.LesionEnsemble`).
 
 Validation lesions are halved once (`ml/splits/ham10000_val_halves.csv`, by lesion, by a seed
 that saw no model). Everything chosen is chosen on the "select" half: the checkpoint (in
@@ -54,7 +58,7 @@ from ml.export import (
 )
 from ml.inference import DIHEDRAL_VIEWS, MODELS_ROOT, tta_views
 from ml.metrics import balanced_accuracy, multiclass_report, top_label_ece
-from ml.model import LesionNet
+from ml.model import LesionEnsemble, LesionNet
 from ml.preprocessing import PreprocessConfig, to_model_input
 from ml.selection import (
     calibrate,
@@ -104,6 +108,17 @@ def head_logits(
     return model.classifier(pooled).float().numpy()
 
 
+def ensemble_logits(
+    models: list[LesionNet],
+    features: list[np.ndarray],
+    records: list[meta.LesionMetadata] | None,
+) -> np.ndarray:
+    """The mean of each member's logits from its own pooled features (one member: its own)."""
+    return np.mean(
+        [head_logits(m, f, records) for m, f in zip(models, features, strict=True)], axis=0
+    )
+
+
 def train_prior() -> np.ndarray:
     counts = Counter(r.dx for r in read_split()["train"])
     total = sum(counts.values())
@@ -112,7 +127,12 @@ def train_prior() -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument(
+        "--checkpoint", type=Path, action="append", required=True, help="repeat for an ensemble"
+    )
+    parser.add_argument(
+        "--half-weights", action="store_true", help="store float16 weights (measured as stored)"
+    )
     parser.add_argument("--version", required=True, help="e.g. ham10000-lite0-v2")
     parser.add_argument("--data", type=Path, default=default_data_dir())
     parser.add_argument("--models-root", type=Path, default=MODELS_ROOT)
@@ -131,12 +151,19 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    checkpoint = load_checkpoint(args.checkpoint)
-    if checkpoint["split_sha256"] != split_checksum():
-        raise SystemExit("the checkpoint was trained on another split than ml/splits/")
-    model = LesionNet(checkpoint["architecture"], use_metadata=bool(checkpoint["metadata"]))
-    model.load_state_dict(checkpoint["model"], strict=True)
-    model = model.eval().to(memory_format=torch.channels_last)
+    checkpoints = [load_checkpoint(path) for path in args.checkpoint]
+    models: list[LesionNet] = []
+    for path, checkpoint in zip(args.checkpoint, checkpoints, strict=True):
+        if checkpoint["split_sha256"] != split_checksum():
+            raise SystemExit(f"{path} was trained on another split than ml/splits/")
+        member = LesionNet(checkpoint["architecture"], use_metadata=bool(checkpoint["metadata"]))
+        state = checkpoint["model"]
+        if args.half_weights:  # measure the weights exactly as they will be stored
+            state = {k: v.half().float() if v.is_floating_point() else v for k, v in state.items()}
+        member.load_state_dict(state, strict=True)
+        models.append(member.eval().to(memory_format=torch.channels_last))
+    checkpoint = checkpoints[0]
+    model = models[0] if len(models) == 1 else LesionEnsemble(models)
     train_size = int(checkpoint["input_size"])
     sizes = [int(s) for s in args.eval_sizes.split(",") if s] or [train_size, train_size + 32]
 
@@ -153,22 +180,27 @@ def main(argv: list[str] | None = None) -> None:
         began = time.monotonic()
         config = PreprocessConfig(input_size=size)
         features[size] = {
-            half: pooled_features(model, recs, image_dir, config) for half, recs in halves.items()
+            half: [pooled_features(m, recs, image_dir, config) for m in models]
+            for half, recs in halves.items()
         }
-        print(f"size {size}: features of 1431 images x 8 views in {time.monotonic() - began:.0f} s")
+        seconds = time.monotonic() - began
+        print(f"size {size}: features of 1431 images x 8 views x {len(models)} in {seconds:.0f} s")
 
     # 2. Size and views, on the select half: fewest views within TTA_MIN_GAIN of the best.
     # Each candidate is scored as it would be served: calibrated, then the balanced decision
     # fitted for it (scoring raw arg-max instead would judge a rule the portal never uses).
-    use_meta = model.use_metadata
+    use_meta = any(m.use_metadata for m in models)
+
+    def logits_at(size: int, half: str, views: int, with_meta: bool = True) -> np.ndarray:
+        feats = [f[views] for f in features[size][half]]
+        return ensemble_logits(models, feats, records[half] if (use_meta and with_meta) else None)
+
     prior = train_prior()
     select_table = {}
     allowed = [v for v in VIEW_COUNTS if v <= args.max_views]
     for size in sizes:
         for views in allowed:
-            logits = head_logits(
-                model, features[size]["select"][views], records["select"] if use_meta else None
-            )
+            logits = logits_at(size, "select", views)
             t, b = fit_bcts(logits, labels["select"])
             _, curve = fit_decision_alpha(calibrate(logits, t, b), labels["select"], prior)
             select_table[f"{size}px x{views}"] = max(curve.values())
@@ -185,9 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     views, size = min(candidates) if candidates else (1, sizes[0])
 
     def logits_of(half: str, with_meta: bool) -> np.ndarray:
-        return head_logits(
-            model, features[size][half][views], records[half] if (use_meta and with_meta) else None
-        )
+        return logits_at(size, half, views, with_meta)
 
     # 3. Calibration, decision rule and tier thresholds, on the select half.
     select_logits = logits_of("select", True)
@@ -215,8 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     # that chose nothing? v1's export saw TTA lose 2.4 points and asked whether it was a bug.
     report_by_views = {}
     for n_views in VIEW_COUNTS:
-        feats = features[size]["report"][n_views]
-        logits = head_logits(model, feats, records["report"] if use_meta else None)
+        logits = logits_at(size, "report", n_views)
         shown = decide(calibrate(logits, temperature, bias), weights)
         report_by_views[f"{size}px x{n_views}"] = balanced_accuracy(
             labels["report"], shown, len(CLASSES)
@@ -234,8 +263,8 @@ def main(argv: list[str] | None = None) -> None:
     args_dict = checkpoint.get("args", {})
     config = PreprocessConfig(input_size=size)
     card = {
-        "network": "lesionnet",
-        "architecture": checkpoint["architecture"],
+        "network": "lesionnet" if len(models) == 1 else "ensemble",
+        "architecture": "+".join(c["architecture"] for c in checkpoints),
         "input_size": size,
         "preprocessing": config.as_dict(),
         "classes": list(CLASSES),
@@ -293,6 +322,16 @@ def main(argv: list[str] | None = None) -> None:
         },
         "split_sha256": checkpoint["split_sha256"],
         "training_command": training_command(args_dict),
+        "members": [
+            {
+                "architecture": c["architecture"],
+                "metadata": bool(c["metadata"]),
+                "weights_from": c.get("weights_from"),
+                "epoch": c.get("epoch"),
+                "training_command": training_command(c.get("args", {})),
+            }
+            for c in checkpoints
+        ],
         "training_epochs": checkpoint.get("epoch"),
         "weights_from": checkpoint.get("weights_from"),
         "checkpoint_select_balanced_accuracy": checkpoint.get("select_balanced_accuracy"),
@@ -317,8 +356,15 @@ def main(argv: list[str] | None = None) -> None:
         "torch": torch.__version__,
         "timm": __import__("timm").__version__,
     }
+    if len(models) == 1:
+        del card["members"]
     model_dir = write_model_dir(
-        args.models_root, args.version, model.state_dict(), card, not args.no_current
+        args.models_root,
+        args.version,
+        model.state_dict(),
+        card,
+        not args.no_current,
+        half=args.half_weights,
     )
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

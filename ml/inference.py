@@ -158,11 +158,21 @@ def read_card(model_dir: Path) -> dict:
 
 def build_network(card: dict) -> torch.nn.Module:
     """The card's network, untrained: v1 cards name a timm architecture; v2 cards
-    (`"network": "lesionnet"`) a LesionNet with or without its metadata branch."""
+    (`"network": "lesionnet"`) a LesionNet with or without its metadata branch, or
+    (`"network": "ensemble"`) the mean of several LesionNets' logits."""
     if card.get("network") == "lesionnet":
         from ml.model import LesionNet
 
         return LesionNet(card["architecture"], use_metadata=bool(card["metadata"]["used"]))
+    if card.get("network") == "ensemble":
+        from ml.model import LesionEnsemble, LesionNet
+
+        return LesionEnsemble(
+            [
+                LesionNet(m["architecture"], use_metadata=bool(m["metadata"]))
+                for m in card["members"]
+            ]
+        )
     import timm
 
     return timm.create_model(

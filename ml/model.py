@@ -15,14 +15,14 @@ from torch import nn
 
 from ml import metadata as meta
 from ml.classes import CLASSES
-from ml.pretrained import load_imagenet_lite0
+from ml.pretrained import load_imagenet
 
 ARCHITECTURE = "tf_efficientnet_lite0"
 META_WIDTH = 32
 
 
-def _imagenet_backbone(model: nn.Module) -> None:
-    imagenet = load_imagenet_lite0().state_dict()
+def _imagenet_backbone(model: nn.Module, architecture: str = ARCHITECTURE) -> None:
+    imagenet = load_imagenet(architecture).state_dict()
     backbone = {k: v for k, v in imagenet.items() if not k.startswith("classifier.")}
     missing, unexpected = model.load_state_dict(backbone, strict=False)
     # Only the new head may be left uninitialised by the ImageNet weights.
@@ -108,14 +108,45 @@ class LesionNet(nn.Module):
 def build_lesion_net(
     *,
     use_metadata: bool,
+    architecture: str = ARCHITECTURE,
     pretrained: bool = True,
     drop_rate: float = 0.2,
     drop_path_rate: float = 0.1,
 ) -> LesionNet:
     """A v2 network, from ImageNet weights when `pretrained`, with a zero head."""
-    model = LesionNet(use_metadata=use_metadata, drop_rate=drop_rate, drop_path_rate=drop_path_rate)
+    model = LesionNet(
+        architecture,
+        use_metadata=use_metadata,
+        drop_rate=drop_rate,
+        drop_path_rate=drop_path_rate,
+    )
     if pretrained:
-        _imagenet_backbone(model.backbone)
+        _imagenet_backbone(model.backbone, architecture)
     torch.nn.init.zeros_(model.classifier.weight)
     torch.nn.init.zeros_(model.classifier.bias)
     return model.to(memory_format=torch.channels_last)
+
+
+class LesionEnsemble(nn.Module):
+    """Several LesionNets read the same image (and record); the ensemble's logits are the mean
+    of theirs, so calibration, the decision rule and triage treat it as one network.
+
+    Grad-CAM looks at the first member's last stage: the gradient of the mean logit reaching it
+    is that member's own, halved, and the map is normalised, so the heatmap is the first
+    member's. A map averaged over members' different feature grids would not localise better.
+    """
+
+    def __init__(self, members: list[LesionNet]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+        self.use_metadata = any(m.use_metadata for m in members)
+
+    @property
+    def bn2(self) -> nn.Module:
+        return self.members[0].bn2
+
+    def forward(self, images: torch.Tensor, metadata: torch.Tensor | None = None) -> torch.Tensor:
+        logits = [m(images, metadata if m.use_metadata else None) for m in self.members]
+        return torch.stack(logits).mean(0)

