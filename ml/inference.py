@@ -35,6 +35,7 @@ from ml.calibration import RiskThresholds
 from ml.classes import CLASSES, MELANOMA_INDEX, class_index
 from ml.gradcam import cam_to_image, grad_cam, overlay
 from ml.preprocessing import PreprocessConfig, to_model_input
+from ml.runtimes import OnnxRunner, file_sha256, normalised_cam
 from ml.selection import calibrate
 
 MODELS_ROOT = Path(__file__).resolve().parent / "models"
@@ -180,6 +181,20 @@ def build_network(card: dict) -> torch.nn.Module:
     )
 
 
+def _onnx_runner(model_dir: Path, card: dict, runtime: str, threads: int) -> OnnxRunner:
+    """The card's ONNX form of the network, refused unless export measured it as servable and
+    the file is the one measured."""
+    entry = card.get("runtimes", {}).get(runtime)
+    if entry is None:
+        raise ValueError(f"{model_dir} has no {runtime} form; run python -m ml.runtimes")
+    if not entry.get("servable"):
+        raise ValueError(f"{runtime} of {model_dir} failed its parity check: {entry['parity']}")
+    path = model_dir / entry["file"]
+    if not path.is_file() or file_sha256(path) != entry["sha256"]:
+        raise ValueError(f"{path} is missing or is not the file the card measured")
+    return OnnxRunner(path, threads)
+
+
 def preprocess_config(card: dict) -> PreprocessConfig:
     """The card's preprocessing as a PreprocessConfig, refusing a card whose recorded
     preprocessing this code would not reproduce exactly."""
@@ -202,11 +217,20 @@ class Classifier:
     """An exported model, loaded once, in eval mode; predictions are calibrated."""
 
     def __init__(
-        self, model: torch.nn.Module, card: dict, model_dir: Path, threads: int = DEFAULT_THREADS
+        self,
+        model: torch.nn.Module,
+        card: dict,
+        model_dir: Path,
+        threads: int = DEFAULT_THREADS,
+        runner: OnnxRunner | None = None,
     ) -> None:
         if tuple(card["classes"]) != CLASSES:
             raise ValueError(f"model classes {card['classes']} differ from ml.classes {CLASSES}")
         self.model = model.eval().to(memory_format=torch.channels_last)
+        # An ONNX Runtime session (card `runtime` onnx-fp32 / onnx-int8) runs the network and
+        # the heatmap; the PyTorch network stays the reference it was checked against.
+        self.runner = runner
+        self.runtime = "torch" if runner is None else card["runtime"]
         self.card = card
         self.version: str = card["version"]
         self.model_dir = model_dir
@@ -232,11 +256,17 @@ class Classifier:
 
     @classmethod
     def load(
-        cls, model_dir: str | Path, *, threads: int | None = None, warm_up: bool = True
+        cls,
+        model_dir: str | Path,
+        *,
+        threads: int | None = None,
+        warm_up: bool = True,
+        runtime: str | None = None,
     ) -> Classifier:
         """Load `model_dir` (= ml/models/<version>). Raises ClassifierNotInstalled when its
         card or weights are missing, ValueError when the weights are not the ones the card
-        was written for."""
+        was written for. `runtime` overrides the card's (`torch`, `onnx-fp32`, `onnx-int8`;
+        default the card's `runtime`, else torch)."""
         model_dir = Path(model_dir)
         card = read_card(model_dir)
         threads = _resolve_threads(threads)
@@ -253,7 +283,12 @@ class Classifier:
         model = build_network(card)
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)
-        classifier = cls(model, card, model_dir, threads)
+        runtime = runtime or card.get("runtime", "torch")
+        runner = None
+        if runtime != "torch":
+            runner = _onnx_runner(model_dir, card, runtime, threads)
+            card = {**card, "runtime": runtime}
+        classifier = cls(model, card, model_dir, threads, runner)
         if warm_up:
             # The first forward pass builds the CPU kernels' plans; pay for it at start-up,
             # not in the first patient's analysis.
@@ -279,6 +314,22 @@ class Classifier:
             raise ClassifierNotInstalled(f"no classifier installed: {current} is empty")
         return cls.load(root / version, threads=threads, warm_up=warm_up)
 
+    def forward(self, batch: torch.Tensor, metadata: torch.Tensor | None = None) -> np.ndarray:
+        """Uncalibrated logits (n, 7) of a preprocessed batch through the served runtime."""
+        if metadata is None and self.uses_metadata:
+            metadata = self.metadata_tensor(None, batch.shape[0])
+        if self.runner is not None:
+            vectors = metadata if metadata is not None else self.metadata_tensor(None, len(batch))
+            vectors = vectors if vectors is not None else torch.zeros(len(batch), meta.N_FEATURES)
+            return self.runner.logits(batch.numpy(), vectors.numpy(), self.tta or 1)
+        with self._lock, torch.inference_mode():
+            return forward_logits(self.model, batch, self.tta, metadata).numpy()
+
+    def decide_all(self, probs: np.ndarray) -> np.ndarray:
+        """`decide` for every row of (n, 7) probabilities."""
+        weighted = probs if self.decision_weights is None else probs * self.decision_weights
+        return weighted.argmax(1)
+
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """(3, H, W) network input of one image, by the same function training used."""
         if not isinstance(image, Image.Image):
@@ -300,11 +351,7 @@ class Classifier:
         self, batch: torch.Tensor, metadata: torch.Tensor | None = None
     ) -> np.ndarray:
         """Calibrated probabilities (n, 7) of an already preprocessed batch."""
-        if metadata is None and self.uses_metadata:
-            metadata = self.metadata_tensor(None, batch.shape[0])
-        with self._lock, torch.inference_mode():
-            logits = forward_logits(self.model, batch, self.tta, metadata)
-        return calibrate(logits.numpy(), self.temperature, self.calibration_bias)
+        return calibrate(self.forward(batch, metadata), self.temperature, self.calibration_bias)
 
     def decide(self, probs: np.ndarray) -> int:
         """Index of the class shown as the result: argmax of the probabilities, or for a
@@ -374,6 +421,11 @@ class Classifier:
         averaged over mirrored views would blur what it is meant to localise."""
         index = class_index(target)
         rgb = self.preprocess(image)
+        if self.runner is not None:
+            vectors = torch.zeros(1, meta.N_FEATURES)  # CAMs read the image body only
+            _, cams = self.runner.run(rgb[None].numpy(), vectors.numpy())
+            full = cam_to_image(normalised_cam(cams[0], index), image.size, self.config)
+            return overlay(image, full)
         with self._lock:
             cam = grad_cam(self.model, rgb[None], index, self.model.bn2)
         full = cam_to_image(cam, image.size, self.config)
