@@ -13,6 +13,7 @@ from django import forms
 from django.utils import timezone
 
 from diagnosis.models import DiagnosisChoice, Management
+from diagnosis.services.review import agreement_conflict
 
 AGREEMENT_CHOICES = [("yes", "Yes, I agree with the AI"), ("no", "No, I disagree")]
 
@@ -49,8 +50,21 @@ class ReviewForm(forms.Form):
     )
     notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
 
+    def __init__(self, *args: Any, ai_suggestion: str = "", **kwargs: Any) -> None:
+        """`ai_suggestion` is the analysis's top class, which "I agree" must match."""
+        super().__init__(*args, **kwargs)
+        self.ai_suggestion = ai_suggestion
+
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        if "agrees_with_ai" in data and data.get("diagnosis"):
+            conflict = agreement_conflict(
+                agrees_with_ai=data["agrees_with_ai"],
+                diagnosis=data["diagnosis"],
+                ai_suggestion=self.ai_suggestion,
+            )
+            if conflict:
+                self.add_error("agrees_with_ai", conflict)
         if data.get("management") == Management.MONITOR:
             follow_up = data.get("follow_up_on")
             if follow_up is None and "follow_up_on" not in self.errors:

@@ -16,6 +16,7 @@ from django.utils import timezone
 from accounts.audit import audit_record, audited_write
 from accounts.models import Role, User
 from accounts.permissions import require_role, require_same_clinic
+from diagnosis import presentation
 from diagnosis.models import (
     Analysis,
     AnalysisStatus,
@@ -44,6 +45,25 @@ def _check_fields(fields: dict[str, Any], allowed: tuple[str, ...]) -> None:
         raise TypeError(f"unknown fields: {sorted(unknown)}")
 
 
+def agreement_conflict(*, agrees_with_ai: bool, diagnosis: str, ai_suggestion: str) -> str | None:
+    """Why "I agree with the AI" cannot go with this diagnosis, or None when it can.
+
+    Agreeing while naming a different diagnosis is refused, not merely confirmed: the review
+    would say two contradictory things, and the agreement figures (histology agreement page)
+    would count a disagreement as agreement. A doctor who half agrees (same risk, another
+    diagnosis) answers "No" and says so in the notes. With no AI suggestion (no result) there
+    is nothing to contradict.
+    """
+    if not agrees_with_ai or not ai_suggestion or diagnosis == ai_suggestion:
+        return None
+    mine = DiagnosisChoice(diagnosis).label if diagnosis in DiagnosisChoice.values else diagnosis
+    return (
+        f"You said you agree with the AI, but your diagnosis ({mine}) is not the AI's "
+        f'suggestion ({presentation.class_name(ai_suggestion)}). Choose "No, I disagree", or '
+        "change your diagnosis."
+    )
+
+
 def _clean_review(review: Review, *, new_follow_up: bool = True) -> None:
     """The rules a form shows next to its fields; the database enforces the same ones, except
     that a follow-up date being written (`new_follow_up`) must lie in the future: a date that
@@ -59,6 +79,13 @@ def _clean_review(review: Review, *, new_follow_up: bool = True) -> None:
         errors["follow_up_on"] = "The follow-up date must be in the future."
     if review.diagnosis == DiagnosisChoice.OTHER and not review.diagnosis_other.strip():
         errors["diagnosis_other"] = "Name the diagnosis when choosing 'Other'."
+    conflict = agreement_conflict(
+        agrees_with_ai=review.agrees_with_ai,
+        diagnosis=review.diagnosis,
+        ai_suggestion=review.analysis.top_class,
+    )
+    if conflict:
+        errors["agrees_with_ai"] = conflict
     if review.diagnosis != DiagnosisChoice.OTHER:
         review.diagnosis_other = ""
     if review.management != Management.MONITOR:

@@ -54,7 +54,11 @@ def review_edit(request: HttpRequest, analysis_id: int) -> HttpResponse:
     locked = current is not None and current.is_signed
     form = None
     if not locked:
-        form = ReviewForm(request.POST or None, initial=ReviewForm.initial_from(current))
+        form = ReviewForm(
+            request.POST or None,
+            initial=ReviewForm.initial_from(current),
+            ai_suggestion=analysis.top_class,
+        )
     if request.method == "POST" and form is not None and form.is_valid():
         sign = request.POST.get("action") == "sign"
         try:
@@ -93,7 +97,11 @@ def review_amend(request: HttpRequest, analysis_id: int) -> HttpResponse:
     if current is None or not current.is_signed:
         messages.info(request, "There is no signed review to amend; edit the draft instead.")
         return redirect("diagnosis:review_edit", analysis_id=analysis.pk)
-    form = ReviewAmendForm(request.POST or None, initial=ReviewForm.initial_from(current))
+    form = ReviewAmendForm(
+        request.POST or None,
+        initial=ReviewForm.initial_from(current),
+        ai_suggestion=analysis.top_class,
+    )
     if request.method == "GET":
         audit_record(action="analysis.view", request=request, obj=analysis, page="amend")
     if request.method == "POST" and form.is_valid():
