@@ -28,4 +28,9 @@ urlpatterns: list = [
         histopathology.histopathology_agreement,
         name="histopathology_agreement",
     ),
+    path(
+        "histopathology/cases/",
+        histopathology.histopathology_cases,
+        name="histopathology_cases",
+    ),
 ]

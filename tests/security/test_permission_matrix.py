@@ -42,6 +42,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "diagnosis:review_amend": DOCTORS,
     "diagnosis:histopathology_edit": DOCTORS,
     "diagnosis:histopathology_agreement": CLINICIANS,
+    "diagnosis:histopathology_cases": CLINICIANS,
     "patients:list": EVERYONE,
     "patients:create": EVERYONE,
     "patients:detail": EVERYONE,
