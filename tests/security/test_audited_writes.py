@@ -120,6 +120,9 @@ def _call(name: str, service: Callable, world: World):
         )
         service(actor=w.doctor, analysis=signed.analysis, amendment_reason="Histology came back")
         return w.doctor, w.patient.pk
+    if name == "clinic_set_referral_policy":
+        service(actor=w.admin, referral_days_urgent=10, referral_days_soon=30)
+        return w.admin, None
     if name == "histopathology_record":
         service(
             actor=w.doctor,
