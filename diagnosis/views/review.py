@@ -39,9 +39,19 @@ def _result_context(analysis: Analysis) -> dict:
 
 @clinic_role_required(Role.DOCTOR, Role.ADMIN)
 def worklist(request: HttpRequest) -> HttpResponse:
-    analyses = list(review_selectors.worklist(user=request.user))
-    audit_record(action="worklist.view", request=request, count=len(analyses))
-    return render(request, "diagnosis/worklist.html", {"analyses": analyses})
+    """Results awaiting a doctor's sign-off; ?show=high-risk keeps only those the dashboard's
+    "high risk awaiting review" tile counts (the tile links here)."""
+    high_risk = request.GET.get("show") == "high-risk"
+    if high_risk:
+        analyses = list(review_selectors.high_risk_worklist(user=request.user))
+    else:
+        analyses = list(review_selectors.worklist(user=request.user))
+    audit_record(
+        action="worklist.view", request=request, count=len(analyses), high_risk_only=high_risk
+    )
+    return render(
+        request, "diagnosis/worklist.html", {"analyses": analyses, "high_risk_only": high_risk}
+    )
 
 
 @clinic_role_required(Role.DOCTOR)
