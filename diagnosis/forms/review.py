@@ -12,7 +12,8 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
-from diagnosis.models import DiagnosisChoice, Management
+from diagnosis.models import REFERRING_DECISIONS, DiagnosisChoice, Management
+from diagnosis.services.referral import DESTINATION_MISSING
 from diagnosis.services.review import agreement_conflict
 
 AGREEMENT_CHOICES = [("yes", "Yes, I agree with the AI"), ("no", "No, I disagree")]
@@ -48,6 +49,13 @@ class ReviewForm(forms.Form):
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}),
     )
+    referral_to = forms.CharField(
+        label="Refer to (when referring)",
+        max_length=200,
+        required=False,
+        help_text="The service and hospital, e.g. 'Plastic surgery, St Mary's'. Signing opens "
+        "a referral, due by the clinic's policy for its urgency.",
+    )
     notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
 
     def __init__(self, *args: Any, ai_suggestion: str = "", **kwargs: Any) -> None:
@@ -57,6 +65,9 @@ class ReviewForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        referring = data.get("management") in REFERRING_DECISIONS
+        if referring and not data.get("referral_to", "").strip():
+            self.add_error("referral_to", DESTINATION_MISSING)
         if "agrees_with_ai" in data and data.get("diagnosis"):
             conflict = agreement_conflict(
                 agrees_with_ai=data["agrees_with_ai"],
@@ -90,6 +101,7 @@ class ReviewForm(forms.Form):
             "diagnosis_other": review.diagnosis_other,
             "management": review.management,
             "follow_up_on": review.follow_up_on,
+            "referral_to": review.referral_to,
             "notes": review.notes,
         }
 

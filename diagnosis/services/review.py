@@ -2,7 +2,8 @@
 
 Only doctors write a review; a review is signed once and then locked. Changing a signed
 review means amending it: a new version that supersedes the old one, which is kept
-unchanged, so the record shows what was decided when.
+unchanged, so the record shows what was decided when. Signing a decision to refer opens the
+referral in the same transaction (diagnosis.services.referral).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from accounts.models import Role, User
 from accounts.permissions import require_role, require_same_clinic
 from diagnosis import presentation
 from diagnosis.models import (
+    REFERRING_DECISIONS,
     Analysis,
     AnalysisStatus,
     DiagnosisChoice,
     Management,
     Review,
 )
+from diagnosis.services.referral import DESTINATION_MISSING, referral_open
 
 REVIEW_FIELDS = (
     "agrees_with_ai",
@@ -31,6 +34,7 @@ REVIEW_FIELDS = (
     "diagnosis_other",
     "management",
     "follow_up_on",
+    "referral_to",
     "notes",
 )
 
@@ -79,6 +83,8 @@ def _clean_review(review: Review, *, new_follow_up: bool = True) -> None:
         errors["follow_up_on"] = "The follow-up date must be in the future."
     if review.diagnosis == DiagnosisChoice.OTHER and not review.diagnosis_other.strip():
         errors["diagnosis_other"] = "Name the diagnosis when choosing 'Other'."
+    if review.management in REFERRING_DECISIONS and not review.referral_to.strip():
+        errors["referral_to"] = DESTINATION_MISSING
     conflict = agreement_conflict(
         agrees_with_ai=review.agrees_with_ai,
         diagnosis=review.diagnosis,
@@ -90,6 +96,9 @@ def _clean_review(review: Review, *, new_follow_up: bool = True) -> None:
         review.diagnosis_other = ""
     if review.management != Management.MONITOR:
         review.follow_up_on = None
+    review.referral_to = (
+        review.referral_to.strip() if review.management in REFERRING_DECISIONS else ""
+    )
     if errors:
         raise ValidationError(errors)
     review.full_clean(exclude=["analysis", "supersedes", "author", "signed_by"])
@@ -123,7 +132,8 @@ def _save_audited(
     review: Review, *, actor: User, request, sign: bool, action: str, **detail: Any
 ) -> None:
     """Save a review (signed first when asked) and record the write, then the signature, as
-    separate audit events: an auditor filters on 'review.sign' to find every signature."""
+    separate audit events: an auditor filters on 'review.sign' to find every signature. A
+    signed referring decision opens its referral (its own event, 'referral.create')."""
     if sign:
         _sign(review, actor)
     review.save()
@@ -134,6 +144,7 @@ def _save_audited(
         audit_record(
             action="review.sign", user=actor, request=request, obj=review, version=review.version
         )
+        referral_open(actor=actor, review=review, request=request)
 
 
 @audited_write("review.create", "review.update")
@@ -183,6 +194,7 @@ def review_sign(*, actor: User, review: Review, request=None) -> Review:
         audit_record(
             action="review.sign", user=actor, request=request, obj=review, version=review.version
         )
+        referral_open(actor=actor, review=review, request=request)
     return review
 
 
