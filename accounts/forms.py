@@ -16,3 +16,31 @@ class UserCreateForm(forms.Form):
 class UserRoleForm(forms.Form):
     full_name = forms.CharField(max_length=200, label="Full name")
     role = forms.ChoiceField(choices=Role.choices)
+
+
+class ReferralPolicyForm(forms.Form):
+    """How long the clinic's referrals have; accounts.services.clinic checks the same rules."""
+
+    referral_days_urgent = forms.IntegerField(
+        label="Days to see an urgent referral",
+        min_value=1,
+        max_value=365,
+        help_text="Refer urgently (e.g. suspected melanoma). 14 days is the UK's two-week wait.",
+        error_messages={"required": "Give the number of days for an urgent referral."},
+    )
+    referral_days_soon = forms.IntegerField(
+        label="Days to see a soon referral",
+        min_value=1,
+        max_value=365,
+        help_text="Refer soon (e.g. suspected basal cell carcinoma). Default: 42 days (6 weeks).",
+        error_messages={"required": "Give the number of days for a soon referral."},
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        urgent, soon = data.get("referral_days_urgent"), data.get("referral_days_soon")
+        if urgent is not None and soon is not None and soon < urgent:
+            self.add_error(
+                "referral_days_soon", "A soon referral cannot be due before an urgent one."
+            )
+        return data

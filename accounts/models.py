@@ -13,10 +13,25 @@ class Clinic(models.Model):
     # How long original images are kept; results, reviews and the audit trail stay.
     image_retention_days = models.PositiveIntegerField(default=3650)
     keep_thumbnails = models.BooleanField(default=True)
+    # How many days a doctor's referral has before it counts as overdue, by its urgency. The
+    # defaults are the UK's suspected-cancer "two-week wait" (NICE NG12) for an urgent referral
+    # and six weeks for one that should be seen soon (e.g. a suspected basal cell carcinoma);
+    # a clinic admin sets the clinic's own (diagnosis.services.referral reads them).
+    referral_days_urgent = models.PositiveSmallIntegerField(
+        "Days to see an urgent referral", default=14
+    )
+    referral_days_soon = models.PositiveSmallIntegerField("Days to see a soon referral", default=42)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(referral_days_urgent__gte=1)
+                & models.Q(referral_days_soon__gte=models.F("referral_days_urgent")),
+                name="clinic_referral_days_sensible",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -3,7 +3,7 @@
 
 from django.urls import include, path
 
-from accounts.views import tokens, users
+from accounts.views import clinic, tokens, users
 
 users_urlpatterns = [
     path("users/", users.user_list, name="user_list"),
@@ -12,6 +12,7 @@ users_urlpatterns = [
     path("users/<int:user_id>/deactivate/", users.user_deactivate, name="user_deactivate"),
     path("users/<int:user_id>/reactivate/", users.user_reactivate, name="user_reactivate"),
     path("users/<int:user_id>/resend/", users.user_resend, name="user_resend"),
+    path("referral-policy/", clinic.referral_policy, name="referral_policy"),
 ]
 
 token_urlpatterns = [

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from diagnosis.views import analysis, histopathology, image, lesion, review
+from diagnosis.views import analysis, histopathology, image, lesion, referral, review
 
 app_name = "diagnosis"
 
@@ -28,4 +28,12 @@ urlpatterns: list = [
         histopathology.histopathology_agreement,
         name="histopathology_agreement",
     ),
+    path(
+        "histopathology/cases/",
+        histopathology.histopathology_cases,
+        name="histopathology_cases",
+    ),
+    path("referrals/", referral.referral_list, name="referral_list"),
+    path("referrals/<int:referral_id>/", referral.referral_detail, name="referral_detail"),
+    path("referrals/<int:referral_id>/close/", referral.referral_close, name="referral_close"),
 ]

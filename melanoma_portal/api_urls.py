@@ -13,7 +13,7 @@ from drf_spectacular.views import (
 )
 from rest_framework.routers import SimpleRouter
 
-from diagnosis.api import AnalysisViewSet, LesionViewSet, ReviewViewSet
+from diagnosis.api import AnalysisViewSet, LesionViewSet, ReferralViewSet, ReviewViewSet
 from patients.api import PatientViewSet
 from reports.api import AnalysisReportPDF
 
@@ -24,6 +24,7 @@ router.register("patients", PatientViewSet, basename="patient")
 router.register("lesions", LesionViewSet, basename="lesion")
 router.register("analyses", AnalysisViewSet, basename="analysis")
 router.register("reviews", ReviewViewSet, basename="review")
+router.register("referrals", ReferralViewSet, basename="referral")
 
 urlpatterns = [
     path(

@@ -153,3 +153,32 @@ class HistopathologyFactory(factory.django.DjangoModelFactory):
     diagnosis = "mel"
     reported_on = datetime.date(2025, 1, 15)
     lab_reference = factory.Sequence(lambda n: f"H-{n:05d}")
+
+
+def _signed_referring_review(referral) -> object:
+    doctor = DoctorFactory(clinic=referral.analysis.image.lesion.patient.clinic)
+    return ReviewFactory(
+        analysis=referral.analysis,
+        author=doctor,
+        management="refer_urgently",
+        referral_to=referral.destination,
+        signed_at=datetime.datetime.now(datetime.UTC),
+        signed_by=doctor,
+        signed_by_name=doctor.get_full_name(),
+    )
+
+
+class ReferralFactory(factory.django.DjangoModelFactory):
+    """An open urgent referral of a finished analysis, opened by a signed "refer urgently"
+    review (made here unless one is given), due in 14 days."""
+
+    class Meta:
+        model = "diagnosis.Referral"
+
+    analysis = factory.SubFactory(DoneAnalysisFactory)
+    destination = "Plastic surgery, St Mary's"
+    review = factory.LazyAttribute(_signed_referring_review)
+    lesion = factory.LazyAttribute(lambda o: o.analysis.image.lesion)
+    urgency = "urgent"
+    due_on = factory.LazyFunction(lambda: datetime.date.today() + datetime.timedelta(days=14))
+    created_by = factory.LazyAttribute(lambda o: o.review.author)

@@ -1,6 +1,7 @@
-"""Writes to clinic accounts (`users`: create, change role, deactivate) and their API tokens
-(`tokens`), by a clinic admin."""
+"""Writes to clinic accounts (`users`: create, change role, deactivate), their API tokens
+(`tokens`) and the clinic's settings (`clinic`), by a clinic admin."""
 
+from accounts.services.clinic import clinic_set_referral_policy
 from accounts.services.tokens import api_token_issue, api_token_list, api_token_revoke
 from accounts.services.users import (
     send_set_password_email,
@@ -15,6 +16,7 @@ __all__ = [
     "api_token_issue",
     "api_token_list",
     "api_token_revoke",
+    "clinic_set_referral_policy",
     "send_set_password_email",
     "set_password_link",
     "user_create",

@@ -1,1 +1,2 @@
-"""Clinic admin pages: the clinic's accounts (`users`) and their API tokens (`tokens`)."""
+"""Clinic admin pages: the clinic's accounts (`users`), their API tokens (`tokens`) and the
+clinic's settings (`clinic`)."""

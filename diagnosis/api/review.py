@@ -39,6 +39,7 @@ class ReviewOutput(serializers.ModelSerializer):
             "diagnosis_label",
             "management",
             "follow_up_on",
+            "referral_to",
             "notes",
             "amendment_reason",
             "signed_at",

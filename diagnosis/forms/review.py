@@ -12,7 +12,9 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
-from diagnosis.models import DiagnosisChoice, Management
+from diagnosis.models import REFERRING_DECISIONS, DiagnosisChoice, Management
+from diagnosis.services.referral import DESTINATION_MISSING
+from diagnosis.services.review import agreement_conflict
 
 AGREEMENT_CHOICES = [("yes", "Yes, I agree with the AI"), ("no", "No, I disagree")]
 
@@ -47,10 +49,33 @@ class ReviewForm(forms.Form):
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}),
     )
+    referral_to = forms.CharField(
+        label="Refer to (when referring)",
+        max_length=200,
+        required=False,
+        help_text="The service and hospital, e.g. 'Plastic surgery, St Mary's'. Signing opens "
+        "a referral, due by the clinic's policy for its urgency.",
+    )
     notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
+
+    def __init__(self, *args: Any, ai_suggestion: str = "", **kwargs: Any) -> None:
+        """`ai_suggestion` is the analysis's top class, which "I agree" must match."""
+        super().__init__(*args, **kwargs)
+        self.ai_suggestion = ai_suggestion
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        referring = data.get("management") in REFERRING_DECISIONS
+        if referring and not data.get("referral_to", "").strip():
+            self.add_error("referral_to", DESTINATION_MISSING)
+        if "agrees_with_ai" in data and data.get("diagnosis"):
+            conflict = agreement_conflict(
+                agrees_with_ai=data["agrees_with_ai"],
+                diagnosis=data["diagnosis"],
+                ai_suggestion=self.ai_suggestion,
+            )
+            if conflict:
+                self.add_error("agrees_with_ai", conflict)
         if data.get("management") == Management.MONITOR:
             follow_up = data.get("follow_up_on")
             if follow_up is None and "follow_up_on" not in self.errors:
@@ -76,6 +101,7 @@ class ReviewForm(forms.Form):
             "diagnosis_other": review.diagnosis_other,
             "management": review.management,
             "follow_up_on": review.follow_up_on,
+            "referral_to": review.referral_to,
             "notes": review.notes,
         }
 

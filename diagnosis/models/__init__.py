@@ -1,13 +1,21 @@
-"""Lesions, their dermoscopic images, the AI analyses of those images, doctors' reviews and
-histopathology. Django loads an app's models from this package, so it imports every model;
-the upload-path functions are named here too because the migrations refer to them here."""
+"""Lesions, their dermoscopic images, the AI analyses of those images, doctors' reviews,
+histopathology and referrals. Django loads an app's models from this package, so it imports
+every model; the upload-path functions are named here too because the migrations refer to them
+here."""
 
 from diagnosis.models.analysis import Analysis, AnalysisStatus, RiskTier, heatmap_upload_path
 from diagnosis.models.histopathology import Histopathology
 from diagnosis.models.lesion import AnatomicSite, DermoscopicImage, Lesion, image_upload_path
+from diagnosis.models.referral import (
+    REFERRING_DECISIONS,
+    Referral,
+    ReferralStatus,
+    ReferralUrgency,
+)
 from diagnosis.models.review import DiagnosisChoice, Management, Review
 
 __all__ = [
+    "REFERRING_DECISIONS",
     "Analysis",
     "AnalysisStatus",
     "AnatomicSite",
@@ -16,6 +24,9 @@ __all__ = [
     "Histopathology",
     "Lesion",
     "Management",
+    "Referral",
+    "ReferralStatus",
+    "ReferralUrgency",
     "Review",
     "RiskTier",
     "heatmap_upload_path",

@@ -68,10 +68,15 @@ class Analysis(models.Model):
         return self.image.lesion.patient_id
 
     def audit_parts(self) -> list[tuple[str, int]]:
-        """The records this analysis's audit history is made of: its image and every version
-        of its review (accounts.selectors.audit.history_for)."""
+        """The records this analysis's audit history is made of: its image, every version
+        of its review and its referrals (accounts.selectors.audit.history_for)."""
         reviews = self.reviews.values_list("pk", flat=True)
-        return [("dermoscopicimage", self.image_id), *(("review", pk) for pk in reviews)]
+        referrals = self.referrals.values_list("pk", flat=True)
+        return [
+            ("dermoscopicimage", self.image_id),
+            *(("review", pk) for pk in reviews),
+            *(("referral", pk) for pk in referrals),
+        ]
 
     @property
     def is_pending(self) -> bool:

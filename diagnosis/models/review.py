@@ -29,6 +29,9 @@ class Management(models.TextChoices):
     REASSURE = "reassure", "Reassure"
     MONITOR = "monitor", "Monitor (follow-up visit)"
     EXCISE = "excise", "Excise"
+    # The two referring decisions; each opens a referral (diagnosis.models.referral), due by
+    # the clinic's policy for its urgency.
+    REFER_SOON = "refer_soon", "Refer soon (not urgent)"
     REFER_URGENTLY = "refer_urgently", "Refer urgently"
 
 
@@ -61,6 +64,8 @@ class Review(models.Model):
     diagnosis_other = models.CharField("Other diagnosis", max_length=200, blank=True)
     management = models.CharField(max_length=20, choices=Management.choices)
     follow_up_on = models.DateField("Follow-up date", null=True, blank=True)
+    # Where a referring decision sends the patient; copied to the referral when signed.
+    referral_to = models.CharField("Refer to", max_length=200, blank=True)
     notes = models.TextField(blank=True)
     amendment_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -1,5 +1,5 @@
 """Reads in the diagnosis domain, always scoped to the user's clinic, one module per
-sub-domain: lesions and images, analyses, reviews, histopathology."""
+sub-domain: lesions and images, analyses, reviews, histopathology, referrals."""
 
 from diagnosis.selectors.analysis import (
     analyses_for_patient,
@@ -16,6 +16,12 @@ from diagnosis.selectors.histopathology import (
     lesion_histopathology,
 )
 from diagnosis.selectors.lesion import image_get, lesion_get, lesion_list
+from diagnosis.selectors.referral import (
+    overdue_referral_count,
+    referral_get,
+    referral_list,
+    referrals_for_analysis,
+)
 from diagnosis.selectors.review import (
     current_review,
     current_signed_review,
@@ -39,7 +45,11 @@ __all__ = [
     "lesion_histopathology",
     "lesion_list",
     "live_queue",
+    "overdue_referral_count",
     "queue_position",
+    "referral_get",
+    "referral_list",
+    "referrals_for_analysis",
     "review_versions",
     "signed_reviews",
     "worklist",

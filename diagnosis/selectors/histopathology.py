@@ -1,10 +1,18 @@
 """Reads of histopathology results and how the AI and the doctors agree with them, scoped to
-the user's clinic."""
+the user's clinic.
+
+The agreement page counts per reviewed analysis: every finished analysis of a lesion with a
+histology result that a doctor has signed a review of is one case, judged for the AI (its
+suggestion and risk tier) and for the doctor (the current signed review), so both columns count
+the same cases. Analyses with histology that nobody has reviewed yet are counted apart. Each
+number is the size of one named list of cases (CASE_LISTS), and the page links every number to
+its list, so a figure can always be traced to the patients behind it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from django.db.models import Prefetch
 from django.http import Http404
@@ -12,6 +20,7 @@ from django.http import Http404
 from accounts.models import User
 from accounts.permissions import is_clinic_member
 from diagnosis.models import (
+    Analysis,
     AnalysisStatus,
     DiagnosisChoice,
     Histopathology,
@@ -39,21 +48,94 @@ def lesion_histopathology(*, user: User, lesion_id: int) -> tuple[Lesion, Histop
 
 @dataclass(frozen=True)
 class HistologyCase:
-    """One lesion with a histology result, the AI's latest finished analysis of it, and the
-    doctor's signed decision on that analysis (None when not reviewed)."""
+    """One finished analysis of a lesion with a histology result, and the doctor's current
+    signed review of that analysis (None when not reviewed). `analysis` (not compared) carries
+    the patient and lesion for the lists of cases."""
 
+    analysis_id: int
     lesion_id: int
     histology: str
     ai_top_class: str
     ai_risk_tier: str
     doctor_diagnosis: str | None = None
     doctor_management: str | None = None
+    analysis: Analysis | None = field(default=None, compare=False, repr=False)
+    review: Review | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def is_reviewed(self) -> bool:
+        return self.doctor_diagnosis is not None
+
+    @property
+    def is_melanoma(self) -> bool:
+        return self.histology == MELANOMA
+
+
+# A doctor "acts on" a melanoma by excising it or referring it urgently; a soon referral is
+# too slow for one.
+ACTING = frozenset({Management.EXCISE, Management.REFER_URGENTLY})
+
+
+@dataclass(frozen=True)
+class CaseList:
+    """A named set of cases: the page shows its size, and links to it (?list=<key>)."""
+
+    title: str
+    includes: Callable[[HistologyCase], bool]
+
+
+def _reviewed_melanoma(case: HistologyCase) -> bool:
+    return case.is_reviewed and case.is_melanoma
+
+
+CASE_LISTS: dict[str, CaseList] = {
+    "reviewed": CaseList("Reviewed analyses with a histology result", lambda c: c.is_reviewed),
+    "unreviewed": CaseList(
+        "Analyses with a histology result not reviewed yet (not counted)",
+        lambda c: not c.is_reviewed,
+    ),
+    "melanomas": CaseList(
+        "Reviewed analyses of histologically confirmed melanomas", _reviewed_melanoma
+    ),
+    "ai_agreement": CaseList(
+        "The AI's suggestion agrees with histology",
+        lambda c: c.is_reviewed and c.ai_top_class == c.histology,
+    ),
+    "doctor_agreement": CaseList(
+        "The doctor's diagnosis agrees with histology",
+        lambda c: c.is_reviewed and c.doctor_diagnosis == c.histology,
+    ),
+    "ai_mel_top": CaseList(
+        "Melanomas the AI named as its suggestion",
+        lambda c: _reviewed_melanoma(c) and c.ai_top_class == MELANOMA,
+    ),
+    "ai_mel_high": CaseList(
+        "Melanomas the AI put in the high risk tier",
+        lambda c: _reviewed_melanoma(c) and c.ai_risk_tier == RiskTier.HIGH,
+    ),
+    "ai_mel_moderate_or_high": CaseList(
+        "Melanomas the AI put in the moderate or high risk tier",
+        lambda c: _reviewed_melanoma(c) and c.ai_risk_tier in (RiskTier.HIGH, RiskTier.MODERATE),
+    ),
+    "doctor_mel_diagnosis": CaseList(
+        "Melanomas the doctor diagnosed as melanoma",
+        lambda c: _reviewed_melanoma(c) and c.doctor_diagnosis == MELANOMA,
+    ),
+    "doctor_mel_action": CaseList(
+        "Melanomas the doctor excised or referred urgently",
+        lambda c: _reviewed_melanoma(c) and c.doctor_management in ACTING,
+    ),
+}
 
 
 @dataclass(frozen=True)
 class Rate:
+    """`count` of `total` cases; `cases` and `of` name the CASE_LISTS they are the sizes of."""
+
     count: int
     total: int
+    cases: str = ""
+    of: str = ""
 
     @property
     def percent(self) -> float | None:
@@ -62,10 +144,9 @@ class Rate:
 
 @dataclass(frozen=True)
 class AgreementSummary:
-    cases: int
-    reviewed_cases: int
+    cases: int  # reviewed analyses with histology: what every rate below counts
+    unreviewed: int
     melanomas: int
-    reviewed_melanomas: int
     ai_agreement: Rate
     doctor_agreement: Rate
     # Sensitivity for melanoma: of the histologically confirmed melanomas, how many were caught.
@@ -77,16 +158,14 @@ class AgreementSummary:
 
 
 def histology_cases(*, user: User) -> list[HistologyCase]:
-    """The clinic's lesions with histology, each paired with its newest finished analysis.
-
-    Two queries: the finished analyses of those lesions (with the histology joined), and their
-    signed reviews.
-    """
+    """Every finished analysis of the clinic's lesions with histology, each with its current
+    signed review, newest lesion first. Two queries: the analyses (with their patient, lesion
+    and histology joined), and their signed reviews."""
     analyses = (
         analysis_list(user=user)
         .filter(status=AnalysisStatus.DONE, image__lesion__histopathology__isnull=False)
         .select_related("image__lesion__histopathology")
-        .order_by("image__lesion_id", "-queued_at", "-id")
+        .order_by("-image__lesion_id", "-queued_at", "-id")
         .prefetch_related(
             Prefetch(
                 "reviews",
@@ -95,54 +174,53 @@ def histology_cases(*, user: User) -> list[HistologyCase]:
             )
         )
     )
-    cases: dict[int, HistologyCase] = {}
+    cases = []
     for analysis in analyses:
         lesion = analysis.image.lesion
-        if lesion.pk in cases:
-            continue  # an older analysis of a lesion already counted
         review = analysis.signed_reviews[0] if analysis.signed_reviews else None
-        cases[lesion.pk] = HistologyCase(
-            lesion_id=lesion.pk,
-            histology=lesion.histopathology.diagnosis,
-            ai_top_class=analysis.top_class,
-            ai_risk_tier=analysis.risk_tier,
-            doctor_diagnosis=review.diagnosis if review else None,
-            doctor_management=review.management if review else None,
+        cases.append(
+            HistologyCase(
+                analysis_id=analysis.pk,
+                lesion_id=lesion.pk,
+                histology=lesion.histopathology.diagnosis,
+                ai_top_class=analysis.top_class,
+                ai_risk_tier=analysis.risk_tier,
+                doctor_diagnosis=review.diagnosis if review else None,
+                doctor_management=review.management if review else None,
+                analysis=analysis,
+                review=review,
+            )
         )
-    return list(cases.values())
+    return cases
+
+
+def case_list(cases: Iterable[HistologyCase], key: str) -> list[HistologyCase]:
+    """The cases in the named list; KeyError for a name CASE_LISTS does not know."""
+    includes = CASE_LISTS[key].includes
+    return [case for case in cases if includes(case)]
 
 
 def agreement_summary(cases: Iterable[HistologyCase]) -> AgreementSummary:
-    """Agreement of the AI and of the doctors with histology over `cases`.
+    """Agreement of the AI and of the doctors with histology over the reviewed cases.
 
     The AI "catches" a melanoma by naming it its top class, or by its risk tier; a doctor by
     diagnosing melanoma, or (what matters to the patient) by excising or referring urgently.
+    Every number is the length of a CASE_LISTS list, the same lists the page links to.
     """
     cases = list(cases)
-    reviewed = [case for case in cases if case.doctor_diagnosis is not None]
-    melanomas = [case for case in cases if case.histology == MELANOMA]
-    reviewed_melanomas = [case for case in melanomas if case.doctor_diagnosis is not None]
-    acting = {Management.EXCISE, Management.REFER_URGENTLY}
 
-    def rate(subset: list[HistologyCase], caught) -> Rate:
-        return Rate(sum(1 for case in subset if caught(case)), len(subset))
+    def rate(caught: str, of: str) -> Rate:
+        return Rate(len(case_list(cases, caught)), len(case_list(cases, of)), caught, of)
 
     return AgreementSummary(
-        cases=len(cases),
-        reviewed_cases=len(reviewed),
-        melanomas=len(melanomas),
-        reviewed_melanomas=len(reviewed_melanomas),
-        ai_agreement=rate(cases, lambda c: c.ai_top_class == c.histology),
-        doctor_agreement=rate(reviewed, lambda c: c.doctor_diagnosis == c.histology),
-        ai_mel_sensitivity_top_class=rate(melanomas, lambda c: c.ai_top_class == MELANOMA),
-        ai_mel_sensitivity_high_tier=rate(melanomas, lambda c: c.ai_risk_tier == RiskTier.HIGH),
-        ai_mel_sensitivity_moderate_or_high=rate(
-            melanomas, lambda c: c.ai_risk_tier in (RiskTier.HIGH, RiskTier.MODERATE)
-        ),
-        doctor_mel_sensitivity_diagnosis=rate(
-            reviewed_melanomas, lambda c: c.doctor_diagnosis == MELANOMA
-        ),
-        doctor_mel_sensitivity_action=rate(
-            reviewed_melanomas, lambda c: c.doctor_management in acting
-        ),
+        cases=len(case_list(cases, "reviewed")),
+        unreviewed=len(case_list(cases, "unreviewed")),
+        melanomas=len(case_list(cases, "melanomas")),
+        ai_agreement=rate("ai_agreement", "reviewed"),
+        doctor_agreement=rate("doctor_agreement", "reviewed"),
+        ai_mel_sensitivity_top_class=rate("ai_mel_top", "melanomas"),
+        ai_mel_sensitivity_high_tier=rate("ai_mel_high", "melanomas"),
+        ai_mel_sensitivity_moderate_or_high=rate("ai_mel_moderate_or_high", "melanomas"),
+        doctor_mel_sensitivity_diagnosis=rate("doctor_mel_diagnosis", "melanomas"),
+        doctor_mel_sensitivity_action=rate("doctor_mel_action", "melanomas"),
     )

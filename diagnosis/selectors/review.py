@@ -12,7 +12,7 @@ from diagnosis.models import (
     Review,
     RiskTier,
 )
-from diagnosis.selectors.analysis import analysis_list
+from diagnosis.selectors.analysis import analysis_list, high_risk_awaiting_review
 
 
 def worklist(*, user: User) -> QuerySet[Analysis]:
@@ -43,6 +43,12 @@ def worklist(*, user: User) -> QuerySet[Analysis]:
             )
         )
     )
+
+
+def high_risk_worklist(*, user: User) -> QuerySet[Analysis]:
+    """The worklist narrowed to exactly what the dashboard's "high risk awaiting review" tile
+    counts: the tile's own selector decides, so the number and the list cannot disagree."""
+    return worklist(user=user).filter(pk__in=high_risk_awaiting_review(user=user).values("pk"))
 
 
 def review_versions(*, analysis: Analysis) -> list[Review]:

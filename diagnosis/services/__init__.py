@@ -1,7 +1,7 @@
 """Writes in the diagnosis domain, one module per sub-domain: lesions, images (upload and
-retention), analyses, reviews, histopathology. Each write checks permission first, enforces the
-domain's rules and records its audit event in its own transaction. Other apps, tasks and
-management commands call them through this package."""
+retention), analyses, reviews, histopathology, referrals. Each write checks permission first,
+enforces the domain's rules and records its audit event in its own transaction. Other apps,
+tasks and management commands call them through this package."""
 
 from diagnosis.services.analysis import (
     NO_CLASSIFIER,
@@ -13,6 +13,12 @@ from diagnosis.services.analysis import (
 from diagnosis.services.histopathology import HISTOPATHOLOGY_FIELDS, histopathology_record
 from diagnosis.services.image import image_upload, images_past_retention, images_purge_expired
 from diagnosis.services.lesion import lesion_create, lesion_metadata
+from diagnosis.services.referral import (
+    ReferralAlreadyClosed,
+    referral_close,
+    referral_due_on,
+    referral_open,
+)
 from diagnosis.services.review import (
     REVIEW_FIELDS,
     ReviewLocked,
@@ -25,6 +31,7 @@ __all__ = [
     "HISTOPATHOLOGY_FIELDS",
     "NO_CLASSIFIER",
     "REVIEW_FIELDS",
+    "ReferralAlreadyClosed",
     "ReviewLocked",
     "analysis_fail",
     "analysis_requeue_stale",
@@ -36,6 +43,9 @@ __all__ = [
     "images_purge_expired",
     "lesion_create",
     "lesion_metadata",
+    "referral_close",
+    "referral_due_on",
+    "referral_open",
     "review_amend",
     "review_save",
     "review_sign",

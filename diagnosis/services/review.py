@@ -2,7 +2,8 @@
 
 Only doctors write a review; a review is signed once and then locked. Changing a signed
 review means amending it: a new version that supersedes the old one, which is kept
-unchanged, so the record shows what was decided when.
+unchanged, so the record shows what was decided when. Signing a decision to refer opens the
+referral in the same transaction (diagnosis.services.referral).
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ from django.utils import timezone
 from accounts.audit import audit_record, audited_write
 from accounts.models import Role, User
 from accounts.permissions import require_role, require_same_clinic
+from diagnosis import presentation
 from diagnosis.models import (
+    REFERRING_DECISIONS,
     Analysis,
     AnalysisStatus,
     DiagnosisChoice,
     Management,
     Review,
 )
+from diagnosis.services.referral import DESTINATION_MISSING, referral_open
 
 REVIEW_FIELDS = (
     "agrees_with_ai",
@@ -30,6 +34,7 @@ REVIEW_FIELDS = (
     "diagnosis_other",
     "management",
     "follow_up_on",
+    "referral_to",
     "notes",
 )
 
@@ -42,6 +47,25 @@ def _check_fields(fields: dict[str, Any], allowed: tuple[str, ...]) -> None:
     unknown = set(fields) - set(allowed)
     if unknown:
         raise TypeError(f"unknown fields: {sorted(unknown)}")
+
+
+def agreement_conflict(*, agrees_with_ai: bool, diagnosis: str, ai_suggestion: str) -> str | None:
+    """Why "I agree with the AI" cannot go with this diagnosis, or None when it can.
+
+    Agreeing while naming a different diagnosis is refused, not merely confirmed: the review
+    would say two contradictory things, and the agreement figures (histology agreement page)
+    would count a disagreement as agreement. A doctor who half agrees (same risk, another
+    diagnosis) answers "No" and says so in the notes. With no AI suggestion (no result) there
+    is nothing to contradict.
+    """
+    if not agrees_with_ai or not ai_suggestion or diagnosis == ai_suggestion:
+        return None
+    mine = DiagnosisChoice(diagnosis).label if diagnosis in DiagnosisChoice.values else diagnosis
+    return (
+        f"You said you agree with the AI, but your diagnosis ({mine}) is not the AI's "
+        f'suggestion ({presentation.class_name(ai_suggestion)}). Choose "No, I disagree", or '
+        "change your diagnosis."
+    )
 
 
 def _clean_review(review: Review, *, new_follow_up: bool = True) -> None:
@@ -59,10 +83,22 @@ def _clean_review(review: Review, *, new_follow_up: bool = True) -> None:
         errors["follow_up_on"] = "The follow-up date must be in the future."
     if review.diagnosis == DiagnosisChoice.OTHER and not review.diagnosis_other.strip():
         errors["diagnosis_other"] = "Name the diagnosis when choosing 'Other'."
+    if review.management in REFERRING_DECISIONS and not review.referral_to.strip():
+        errors["referral_to"] = DESTINATION_MISSING
+    conflict = agreement_conflict(
+        agrees_with_ai=review.agrees_with_ai,
+        diagnosis=review.diagnosis,
+        ai_suggestion=review.analysis.top_class,
+    )
+    if conflict:
+        errors["agrees_with_ai"] = conflict
     if review.diagnosis != DiagnosisChoice.OTHER:
         review.diagnosis_other = ""
     if review.management != Management.MONITOR:
         review.follow_up_on = None
+    review.referral_to = (
+        review.referral_to.strip() if review.management in REFERRING_DECISIONS else ""
+    )
     if errors:
         raise ValidationError(errors)
     review.full_clean(exclude=["analysis", "supersedes", "author", "signed_by"])
@@ -96,7 +132,8 @@ def _save_audited(
     review: Review, *, actor: User, request, sign: bool, action: str, **detail: Any
 ) -> None:
     """Save a review (signed first when asked) and record the write, then the signature, as
-    separate audit events: an auditor filters on 'review.sign' to find every signature."""
+    separate audit events: an auditor filters on 'review.sign' to find every signature. A
+    signed referring decision opens its referral (its own event, 'referral.create')."""
     if sign:
         _sign(review, actor)
     review.save()
@@ -107,6 +144,7 @@ def _save_audited(
         audit_record(
             action="review.sign", user=actor, request=request, obj=review, version=review.version
         )
+        referral_open(actor=actor, review=review, request=request)
 
 
 @audited_write("review.create", "review.update")
@@ -156,6 +194,7 @@ def review_sign(*, actor: User, review: Review, request=None) -> Review:
         audit_record(
             action="review.sign", user=actor, request=request, obj=review, version=review.version
         )
+        referral_open(actor=actor, review=review, request=request)
     return review
 
 

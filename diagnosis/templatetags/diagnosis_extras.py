@@ -25,3 +25,12 @@ def percent(value: float | None) -> str:
 def disclaimer() -> str:
     """The disclaimer every shown result carries (the same words as the PDF, API and FHIR)."""
     return presentation.DISCLAIMER
+
+
+@register.inclusion_tag("diagnosis/includes/referral_links.html", takes_context=True)
+def analysis_referrals(context: template.Context, analysis) -> dict:
+    """The referrals an analysis's reviews opened, with whether each is overdue today: one
+    widget for the result page and the review page, read through the clinic-scoped selector."""
+    from diagnosis.selectors.referral import referrals_for_analysis
+
+    return {"referrals": referrals_for_analysis(user=context["user"], analysis=analysis)}

@@ -12,6 +12,7 @@ from accounts.audit import audit_record
 from accounts.decorators import clinic_role_required
 from diagnosis import presentation, selectors, services
 from diagnosis.models import AnalysisStatus
+from diagnosis.selectors.referral import overdue_referral_count
 
 RECENT = 10
 
@@ -29,7 +30,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "diagnosis/dashboard.html",
-        {"counts": counts, "queue": queue, "recent": recent},
+        {
+            "counts": counts,
+            "queue": queue,
+            "recent": recent,
+            "overdue_referrals": overdue_referral_count(user=request.user),
+        },
     )
 
 

@@ -51,9 +51,29 @@ def histopathology_edit(request: HttpRequest, lesion_id: int) -> HttpResponse:
 
 @clinic_role_required(Role.DOCTOR, Role.ADMIN)
 def histopathology_agreement(request: HttpRequest) -> HttpResponse:
-    """How the AI and the clinic's doctors agree with histology on the clinic's own cases.
-    Counts only, no patient named; audited all the same, as it is derived from patient data."""
+    """How the AI and the clinic's doctors agree with histology, per reviewed analysis of the
+    clinic's own cases. Counts only, no patient named (each number links to its cases);
+    audited all the same, as it is derived from patient data."""
     cases = selectors.histology_cases(user=request.user)
     summary = selectors.agreement_summary(cases)
     audit_record(action="histopathology.agreement_view", request=request, cases=summary.cases)
     return render(request, "diagnosis/histopathology_agreement.html", {"summary": summary})
+
+
+@clinic_role_required(Role.DOCTOR, Role.ADMIN)
+def histopathology_cases(request: HttpRequest) -> HttpResponse:
+    """The cases behind one number of the agreement page (?list=<name>, by default every
+    reviewed case), patients named."""
+    key = request.GET.get("list", "reviewed")
+    if key not in selectors.CASE_LISTS:
+        context = {"unknown": key[:40], "lists": selectors.CASE_LISTS}
+        return render(request, "diagnosis/histopathology_cases.html", context, status=400)
+    cases = selectors.case_list(selectors.histology_cases(user=request.user), key)
+    audit_record(
+        action="histopathology.cases_view",
+        request=request,
+        list=key,
+        analyses=[case.analysis_id for case in cases],
+    )
+    context = {"cases": cases, "key": key, "title": selectors.CASE_LISTS[key].title}
+    return render(request, "diagnosis/histopathology_cases.html", context)

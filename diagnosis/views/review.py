@@ -39,9 +39,19 @@ def _result_context(analysis: Analysis) -> dict:
 
 @clinic_role_required(Role.DOCTOR, Role.ADMIN)
 def worklist(request: HttpRequest) -> HttpResponse:
-    analyses = list(review_selectors.worklist(user=request.user))
-    audit_record(action="worklist.view", request=request, count=len(analyses))
-    return render(request, "diagnosis/worklist.html", {"analyses": analyses})
+    """Results awaiting a doctor's sign-off; ?show=high-risk keeps only those the dashboard's
+    "high risk awaiting review" tile counts (the tile links here)."""
+    high_risk = request.GET.get("show") == "high-risk"
+    if high_risk:
+        analyses = list(review_selectors.high_risk_worklist(user=request.user))
+    else:
+        analyses = list(review_selectors.worklist(user=request.user))
+    audit_record(
+        action="worklist.view", request=request, count=len(analyses), high_risk_only=high_risk
+    )
+    return render(
+        request, "diagnosis/worklist.html", {"analyses": analyses, "high_risk_only": high_risk}
+    )
 
 
 @clinic_role_required(Role.DOCTOR)
@@ -54,7 +64,11 @@ def review_edit(request: HttpRequest, analysis_id: int) -> HttpResponse:
     locked = current is not None and current.is_signed
     form = None
     if not locked:
-        form = ReviewForm(request.POST or None, initial=ReviewForm.initial_from(current))
+        form = ReviewForm(
+            request.POST or None,
+            initial=ReviewForm.initial_from(current),
+            ai_suggestion=analysis.top_class,
+        )
     if request.method == "POST" and form is not None and form.is_valid():
         sign = request.POST.get("action") == "sign"
         try:
@@ -93,7 +107,11 @@ def review_amend(request: HttpRequest, analysis_id: int) -> HttpResponse:
     if current is None or not current.is_signed:
         messages.info(request, "There is no signed review to amend; edit the draft instead.")
         return redirect("diagnosis:review_edit", analysis_id=analysis.pk)
-    form = ReviewAmendForm(request.POST or None, initial=ReviewForm.initial_from(current))
+    form = ReviewAmendForm(
+        request.POST or None,
+        initial=ReviewForm.initial_from(current),
+        ai_suggestion=analysis.top_class,
+    )
     if request.method == "GET":
         audit_record(action="analysis.view", request=request, obj=analysis, page="amend")
     if request.method == "POST" and form.is_valid():

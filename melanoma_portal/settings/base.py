@@ -305,10 +305,10 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Melanoma Portal API",
     "DESCRIPTION": (
-        "Patients, lesions, dermoscopic image uploads, AI analyses, reviews, reports and FHIR R4 "
-        "export for mobile and EHR clients. Authenticate with `Authorization: Token <key>` (a "
-        "clinic admin issues keys under /clinic/api-tokens/). AI-assisted assessment, not a "
-        "diagnosis. Consult a dermatologist."
+        "Patients, lesions, dermoscopic image uploads, AI analyses, reviews, referrals, reports "
+        "and FHIR R4 export for mobile and EHR clients. Authenticate with "
+        "`Authorization: Token <key>` (a clinic admin issues keys under /clinic/api-tokens/). "
+        "AI-assisted assessment, not a diagnosis. Consult a dermatologist."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -318,6 +318,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Analyses and referrals both have a "status": name each set of choices after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "AnalysisStatusEnum": "diagnosis.models.analysis.AnalysisStatus",
+        "ReferralStatusEnum": "diagnosis.models.referral.ReferralStatus",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "melanoma_portal.api_errors.document_error_responses",

@@ -42,7 +42,7 @@ def seeded_clinic(transactional_db, staff, clinic):
     patient = factories.PatientFactory(clinic=clinic, created_by=staff)
     lesion = factories.LesionFactory(patient=patient)
     image = factories.DermoscopicImageFactory(lesion=lesion)
-    Analysis.objects.create(
+    done = Analysis.objects.create(
         image=image,
         status="done",
         finished_at=timezone.now(),
@@ -53,6 +53,7 @@ def seeded_clinic(transactional_db, staff, clinic):
         model_version="effnet-test-1",
     )
     Analysis.objects.create(image=image)
+    factories.ReferralFactory(analysis=done)
     return staff
 
 

@@ -20,6 +20,7 @@ FIELDS = {
     "management": "excise",
     "notes": "Atypical network.",
 }
+DISAGREE = FIELDS | {"agrees_with_ai": False}
 
 
 @pytest.fixture
@@ -69,7 +70,9 @@ def test_doctor_of_another_clinic_cannot_review(other_clinic, analysis):
 
 def test_a_draft_can_be_edited_then_signed(doctor, analysis):
     draft = review_save(actor=doctor, analysis=analysis, **FIELDS)
-    review_save(actor=doctor, analysis=analysis, **(FIELDS | {"diagnosis": "nv"}))
+    review_save(
+        actor=doctor, analysis=analysis, **(FIELDS | {"diagnosis": "nv", "agrees_with_ai": False})
+    )
 
     signed = review_sign(actor=doctor, review=draft)
 
@@ -106,6 +109,7 @@ def test_amendment_creates_a_new_version_and_keeps_the_old(doctor, analysis):
         analysis=analysis,
         amendment_reason="Histology came back benign.",
         sign=True,
+        agrees_with_ai=False,
         diagnosis="nv",
         management="reassure",
     )
@@ -151,13 +155,13 @@ def test_follow_up_date_is_kept_only_when_monitoring(doctor, analysis):
 
 def test_other_diagnosis_must_be_named(doctor, analysis):
     with pytest.raises(ValidationError) as raised:
-        review_save(actor=doctor, analysis=analysis, **(FIELDS | {"diagnosis": "other"}))
+        review_save(actor=doctor, analysis=analysis, **(DISAGREE | {"diagnosis": "other"}))
     assert "diagnosis_other" in raised.value.message_dict
 
     review = review_save(
         actor=doctor,
         analysis=analysis,
-        **(FIELDS | {"diagnosis": "other", "diagnosis_other": "Seborrhoeic wart"}),
+        **(DISAGREE | {"diagnosis": "other", "diagnosis_other": "Seborrhoeic wart"}),
     )
     assert review.diagnosis_label == "Other: Seborrhoeic wart"
 

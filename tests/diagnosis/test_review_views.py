@@ -64,6 +64,7 @@ def test_doctor_signs_through_the_form(client, doctor, analysis):
             "agrees_with_ai": "yes",
             "diagnosis": "mel",
             "management": "refer_urgently",
+            "referral_to": "Plastic surgery, St Mary's",
             "notes": "Blue-white veil.",
             "action": "sign",
         },

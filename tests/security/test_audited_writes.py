@@ -120,6 +120,26 @@ def _call(name: str, service: Callable, world: World):
         )
         service(actor=w.doctor, analysis=signed.analysis, amendment_reason="Histology came back")
         return w.doctor, w.patient.pk
+    if name in ("referral_open", "referral_close"):
+        signed = factories.ReviewFactory(
+            analysis=w.done,
+            author=w.doctor,
+            management="refer_urgently",
+            referral_to="Plastic surgery, St Mary's",
+            signed_at=timezone.now(),
+            signed_by=w.doctor,
+            signed_by_name=w.doctor.get_full_name(),
+        )
+    if name == "referral_open":
+        service(actor=w.doctor, review=signed)
+        return w.doctor, w.patient.pk
+    if name == "referral_close":
+        referral = factories.ReferralFactory(analysis=w.done, review=signed)
+        service(actor=w.doctor, referral=referral, outcome="Seen; excised.")
+        return w.doctor, w.patient.pk
+    if name == "clinic_set_referral_policy":
+        service(actor=w.admin, referral_days_urgent=10, referral_days_soon=30)
+        return w.admin, None
     if name == "histopathology_record":
         service(
             actor=w.doctor,

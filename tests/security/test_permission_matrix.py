@@ -42,6 +42,11 @@ ACCESS: dict[str, frozenset[str]] = {
     "diagnosis:review_amend": DOCTORS,
     "diagnosis:histopathology_edit": DOCTORS,
     "diagnosis:histopathology_agreement": CLINICIANS,
+    "diagnosis:histopathology_cases": CLINICIANS,
+    # Everyone follows referrals; closing one records a clinical outcome: doctors only.
+    "diagnosis:referral_list": EVERYONE,
+    "diagnosis:referral_detail": EVERYONE,
+    "diagnosis:referral_close": DOCTORS,
     "patients:list": EVERYONE,
     "patients:create": EVERYONE,
     "patients:detail": EVERYONE,
@@ -56,6 +61,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "accounts:user_deactivate": ADMINS,
     "accounts:user_reactivate": ADMINS,
     "accounts:user_resend": ADMINS,
+    "accounts:referral_policy": ADMINS,
     "api_tokens:list": ADMINS,
     "api_tokens:issue": ADMINS,
     "api_tokens:revoke": ADMINS,
@@ -70,6 +76,9 @@ ACCESS: dict[str, frozenset[str]] = {
     "api:analysis-report": EVERYONE,
     "api:review-list": EVERYONE,
     "api:review-detail": EVERYONE,
+    "api:referral-list": EVERYONE,
+    "api:referral-detail": EVERYONE,
+    "api:referral-close": DOCTORS,
 }
 
 # Public by design, each for a reason; everything else needs a signed-in clinic member.
@@ -169,6 +178,7 @@ class World:
             signed_by=doctor,
             signed_by_name=doctor.get_full_name(),
         )
+        self.referral = factories.ReferralFactory(analysis=self.analysis, review=self.review)
 
     def kwargs_for(self, route: Route) -> dict[str, object]:
         api_basename = route.name.split(":")[-1].split("-")[0] if route.is_api else ""
@@ -178,6 +188,7 @@ class World:
             "image_id": self.image.pk,
             "analysis_id": self.analysis.pk,
             "review_id": self.review.pk,
+            "referral_id": self.referral.pk,
             "user_id": self.colleague.pk,
             "which": "top",
         }
@@ -186,6 +197,7 @@ class World:
             "lesion": self.lesion.pk,
             "analysis": self.analysis.pk,
             "review": self.review.pk,
+            "referral": self.referral.pk,
         }
         kwargs: dict[str, object] = {}
         for name in route.kwargs:
@@ -277,11 +289,13 @@ NOT_AUDITED = {
     "accounts:user_deactivate": "staff accounts; role changes are audited by signal",
     "accounts:user_reactivate": "staff accounts; role changes are audited by signal",
     "accounts:user_resend": "staff accounts, no patient data",
+    "accounts:referral_policy": "clinic settings, no patient data; a change is audited",
     "api_tokens:list": "API keys, no patient data",
     "api_tokens:issue": "API keys, no patient data",
     "api_tokens:revoke": "API keys, no patient data",
     "patient_rights:erase": "the confirmation form; the erasure itself is audited",
     "api:lesion-images": "an upload endpoint: the empty request is refused, nothing is read",
+    "api:referral-close": "the empty request is refused and shows nothing; a close is audited",
     "diagnosis:analysis_retry": "a no-op for a finished analysis; a real retry is audited",
 }
 # Known gaps, reported to the owner of the review and histopathology pages. strict: once a view
