@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import csv
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import AuditEvent, Clinic, User
+from accounts.services.users import user_unlock
 
 CSV_COLUMNS = (
     "at",
@@ -67,10 +68,20 @@ class UserAdmin(DjangoUserAdmin):
         ),
     )
 
+    actions = ["unlock"]
+
     def save_model(self, request: HttpRequest, obj: User, form, change: bool) -> None:
         # accounts.signals records role and privilege changes with the admin who made them.
         obj._audit_request = request
         super().save_model(request, obj, form, change)
+
+    @admin.action(description="Unlock sign-in after failed log-ins", permissions=["change"])
+    def unlock(self, request: HttpRequest, queryset) -> None:
+        for account in queryset:
+            user_unlock(actor=request.user, user=account, request=request)
+        self.message_user(
+            request, f"{queryset.count()} account(s) can try to sign in again.", messages.SUCCESS
+        )
 
 
 class PatientIdFilter(admin.SimpleListFilter):

@@ -12,6 +12,7 @@ users_urlpatterns = [
     path("users/<int:user_id>/deactivate/", users.user_deactivate, name="user_deactivate"),
     path("users/<int:user_id>/reactivate/", users.user_reactivate, name="user_reactivate"),
     path("users/<int:user_id>/resend/", users.user_resend, name="user_resend"),
+    path("users/<int:user_id>/unlock/", users.user_unlock, name="user_unlock"),
 ]
 
 token_urlpatterns = [

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 from django.db.models import QuerySet
 from django.http import Http404
 
+from accounts import lockout
 from accounts.models import User
 from accounts.permissions import is_clinic_member
 
@@ -22,3 +26,19 @@ def clinic_user_get(*, user: User, user_id: int) -> User:
         return clinic_user_list(user=user).get(pk=user_id)
     except User.DoesNotExist:
         raise Http404("No such user.") from None
+
+
+@dataclass(frozen=True)
+class UserRow:
+    account: User
+    # Minutes until the account may try its password again; None when it is not locked out.
+    locked_minutes: int | None
+
+
+def clinic_user_rows(*, user: User) -> list[UserRow]:
+    """The clinic's accounts as the admin's user list shows them, with any lock-out."""
+    rows = []
+    for account in clinic_user_list(user=user):
+        wait = lockout.locked_for(account.email)
+        rows.append(UserRow(account, None if wait is None else max(1, math.ceil(wait / 60))))
+    return rows

@@ -1,5 +1,5 @@
-"""Writes to clinic accounts (`users`: create, change role, deactivate) and their API tokens
-(`tokens`), by a clinic admin."""
+"""Writes to clinic accounts (`users`: create, change role, deactivate, unlock) and their API
+tokens (`tokens`), by a clinic admin."""
 
 from accounts.services.tokens import api_token_issue, api_token_list, api_token_revoke
 from accounts.services.users import (
@@ -9,6 +9,7 @@ from accounts.services.users import (
     user_deactivate,
     user_reactivate,
     user_set_role,
+    user_unlock,
 )
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "user_deactivate",
     "user_reactivate",
     "user_set_role",
+    "user_unlock",
 ]

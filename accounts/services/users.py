@@ -1,4 +1,4 @@
-"""A clinic admin's writes to their clinic's accounts: create, change role, deactivate.
+"""A clinic admin's writes to their clinic's accounts: create, change role, deactivate, unlock.
 
 There is no open sign-up. A new account has no usable password; its owner receives an email
 with a one-time link to set one (allauth's password-reset key, so the same expiry and the same
@@ -15,6 +15,8 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.urls import reverse
 
+from accounts import lockout
+from accounts.audit import audit_record, audited_write
 from accounts.models import Role, User
 from accounts.permissions import require_role, require_same_clinic
 
@@ -110,4 +112,29 @@ def user_reactivate(*, actor: User, user: User, request=None) -> User:
     user.is_active = True
     user._audit_request = request
     user.save(update_fields=["is_active"])
+    return user
+
+
+def _require_account_manager(actor: User, user: User) -> None:
+    """A clinic admin manages their own clinic's accounts; a superuser (the Django admin) any."""
+    if actor.is_authenticated and actor.is_active and actor.is_superuser:
+        return
+    require_role(actor, Role.ADMIN)
+    require_same_clinic(actor, user.clinic_id)
+
+
+@audited_write("user.unlock")
+def user_unlock(*, actor: User, user: User, request: HttpRequest | None = None) -> User:
+    """Lift the lock-out of an account after too many failed sign-ins (its password and
+    authenticator-code counters). Throttles on client addresses stay: they expire by themselves."""
+    _require_account_manager(actor, user)
+    with transaction.atomic():
+        audit_record(
+            action="user.unlock",
+            user=actor,
+            request=request,
+            obj=user,
+            was_locked=lockout.locked_for(user.email) is not None,
+        )
+        lockout.clear_account(email=user.email, user_pk=user.pk)
     return user

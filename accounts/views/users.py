@@ -18,8 +18,8 @@ from melanoma_portal.forms import apply_validation_error
 
 @clinic_role_required(Role.ADMIN)
 def user_list(request: HttpRequest) -> HttpResponse:
-    users = selectors.clinic_user_list(user=request.user)
-    return render(request, "accounts/user_list.html", {"users": users})
+    rows = selectors.clinic_user_rows(user=request.user)
+    return render(request, "accounts/user_list.html", {"rows": rows})
 
 
 @clinic_role_required(Role.ADMIN)
@@ -84,4 +84,13 @@ def user_resend(request: HttpRequest, user_id: int) -> HttpResponse:
     account = selectors.clinic_user_get(user=request.user, user_id=user_id)
     services.send_set_password_email(user=account, request=request)
     messages.success(request, f"A new set-password email went to {account.email}.")
+    return redirect("accounts:user_list")
+
+
+@clinic_role_required(Role.ADMIN)
+@require_POST
+def user_unlock(request: HttpRequest, user_id: int) -> HttpResponse:
+    account = selectors.clinic_user_get(user=request.user, user_id=user_id)
+    services.user_unlock(actor=request.user, user=account, request=request)
+    messages.success(request, f"{account.email} can try to sign in again.")
     return redirect("accounts:user_list")

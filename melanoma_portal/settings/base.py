@@ -127,8 +127,15 @@ LOGIN_REDIRECT_URL = "diagnosis:dashboard"
 LOGOUT_REDIRECT_URL = "account_login"
 
 # --- Security: log-in, sessions, cookies, headers (issue 5) ---------------------------------
-# 5 failed log-ins in 15 minutes locks out both the account and the address they came from.
-ACCOUNT_RATE_LIMITS = {"login_failed": "5/15m/ip,5/15m/key"}
+# 5 failed log-ins in 15 minutes lock the account (a clinic admin can unlock it); a client
+# address is throttled only after 50, so one person cannot lock out everyone who shares a
+# network or the proxy (accounts.lockout). The address first: a refused address spends
+# nobody's account count. "login" (allauth's default, every attempt) stops a flood sooner.
+ACCOUNT_RATE_LIMITS = {"login_failed": "50/15m/ip,5/15m/key", "login": "30/m/ip"}
+# How many proxies of our own append to X-Forwarded-For; only their entries are believed, for
+# lock-out, throttles and the audit trail alike (melanoma_portal.client_address). 0: no proxy,
+# the header is ignored. Production's default is 1 (settings/production.py).
+ALLAUTH_TRUSTED_PROXY_COUNT = int(os.environ.get("ALLAUTH_TRUSTED_PROXY_COUNT", "0"))
 # Two-factor authentication: an authenticator app (TOTP) with recovery codes as the fallback.
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Melanoma Portal"
@@ -162,9 +169,10 @@ CONTENT_SECURITY_POLICY = os.environ.get(
 )
 PERMISSIONS_POLICY = "camera=(self), microphone=(), geolocation=(), payment=(), usb=()"
 
-# The cache holds the log-in rate limits, so every web process must share it: Redis when
-# CACHE_URL (or REDIS_URL) names one. Not derived from the broker URL on purpose: cache.clear()
-# empties its whole Redis database and must never take queued analyses with it.
+# The cache holds the log-in lock-out and API throttle counters, so every web process must
+# share it: Redis when CACHE_URL (or REDIS_URL) names one; production refuses to start without.
+# Not derived from the broker URL on purpose: cache.clear() empties its whole Redis database
+# and must never take queued analyses with it.
 CACHE_URL = os.environ.get("CACHE_URL") or os.environ.get("REDIS_URL", "")
 if CACHE_URL.startswith(("redis://", "rediss://")):
     CACHES = {
@@ -292,10 +300,11 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "melanoma_portal.api_errors.api_exception_handler",
-    # Per user (anonymous callers by IP): one phone stuck in a retry loop cannot starve a clinic.
+    # Per user (anonymous callers by their trusted address): one phone stuck in a retry loop
+    # cannot starve a clinic; refused credentials count at the anonymous rate too.
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.UserRateThrottle",
-        "rest_framework.throttling.AnonRateThrottle",
+        "melanoma_portal.throttling.UserRateThrottle",
+        "melanoma_portal.throttling.AnonRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "user": os.environ.get("API_THROTTLE_USER", "600/minute"),
