@@ -1,7 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from accounts.sign_in import admin_login
+
 urlpatterns = [
+    # Before the admin's own URLs: its password-only log-in form would bypass lock-out and MFA.
+    path("admin/login/", admin_login, name="admin_login"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("clinic/", include("accounts.urls")),

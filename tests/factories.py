@@ -153,3 +153,28 @@ class HistopathologyFactory(factory.django.DjangoModelFactory):
     diagnosis = "mel"
     reported_on = datetime.date(2025, 1, 15)
     lab_reference = factory.Sequence(lambda n: f"H-{n:05d}")
+
+
+# --- two-factor authentication ---------------------------------------------------------------
+
+
+def activate_totp(user: User) -> str:
+    """Give `user` an authenticator app (TOTP) and recovery codes; returns the TOTP secret."""
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+
+    secret = generate_totp_secret()
+    TOTP.activate(user, secret)
+    RecoveryCodes.activate(user)
+    return secret
+
+
+def totp_code(secret: str) -> str:
+    """The code the authenticator app shows now."""
+    from allauth.mfa.totp.internal.auth import (
+        format_hotp_value,
+        hotp_value,
+        yield_hotp_counters_from_time,
+    )
+
+    return format_hotp_value(hotp_value(secret, next(iter(yield_hotp_counters_from_time()))))
