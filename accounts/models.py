@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
+from django.db.models.functions import Lower
 
 
 class Clinic(models.Model):
@@ -74,6 +75,13 @@ class User(AbstractUser):
                 condition=models.Q(is_staff=True)
                 | (models.Q(clinic__isnull=False) & ~models.Q(role="")),
                 name="clinic_user_has_clinic_and_role",
+            ),
+            # Sign-in matches addresses case-insensitively, so two accounts may not differ in
+            # case alone (the log-in would pick one of them).
+            models.UniqueConstraint(
+                Lower("email"),
+                name="user_email_unique_ignoring_case",
+                violation_error_message="You cannot use this address; choose another.",
             ),
         ]
 

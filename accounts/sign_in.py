@@ -6,6 +6,11 @@ lock-out, no authenticator code. `admin_login` replaces it (mounted at /admin/lo
 the admin's URLs) and sends the visitor to allauth's log-in page, then back to the admin; the
 admin itself then asks for two-factor authentication (accounts.mfa.MFARequiredMiddleware).
 
+allauth's e-mail management page (/accounts/email/) let anyone attach any address to their
+account, another clinic's doctor's included, and sign in or reset a password by it. An account
+has one address, which its clinic admin changes (accounts.services.users.user_change_email);
+`email_managed_by_clinic` stands in for that page and changes nothing.
+
 These views answer anonymous visitors and show no clinic data, so they declare no clinic role
 (tools/check_static_rules.py looks at `views` modules, where every page shows clinic data).
 """
@@ -46,4 +51,19 @@ def admin_login(request: HttpRequest) -> HttpResponse:
         "account/admin_refused.html",
         {"message": "Your account cannot use the site administration."},
         status=403,
+    )
+
+
+EMAIL_MANAGED_BY_CLINIC = (
+    "Your e-mail address is managed by your clinic's administrator: ask them to change it."
+)
+
+
+def email_managed_by_clinic(request: HttpRequest) -> HttpResponse:
+    """/accounts/email/: says who changes an address; a submitted form is refused (403)."""
+    return render(
+        request,
+        "account/email_managed.html",
+        {"message": EMAIL_MANAGED_BY_CLINIC},
+        status=200 if request.method in ("GET", "HEAD") else 403,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from allauth.account.models import EmailAddress
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -42,3 +43,14 @@ def clinic_user_rows(*, user: User) -> list[UserRow]:
         wait = lockout.locked_for(account.email)
         rows.append(UserRow(account, None if wait is None else max(1, math.ceil(wait / 60))))
     return rows
+
+
+def email_in_use(email: str, *, except_user_id: int | None = None) -> bool:
+    """Whether any account, of any clinic, has this address (its own or, in data from before
+    addresses were single, one attached in allauth's table). Callers must not say which."""
+    users = User.objects.filter(email__iexact=email.strip())
+    addresses = EmailAddress.objects.filter(email__iexact=email.strip())
+    if except_user_id is not None:
+        users = users.exclude(pk=except_user_id)
+        addresses = addresses.exclude(user_id=except_user_id)
+    return users.exists() or addresses.exists()

@@ -1,10 +1,11 @@
-"""Writes to clinic accounts (`users`: create, change role, deactivate, unlock) and their API
-tokens (`tokens`), by a clinic admin."""
+"""Writes to clinic accounts (`users`: create, change role or e-mail, deactivate, unlock) and
+their API tokens (`tokens`), by a clinic admin."""
 
 from accounts.services.tokens import api_token_issue, api_token_list, api_token_revoke
 from accounts.services.users import (
     send_set_password_email,
     set_password_link,
+    user_change_email,
     user_create,
     user_deactivate,
     user_reactivate,
@@ -18,6 +19,7 @@ __all__ = [
     "api_token_revoke",
     "send_set_password_email",
     "set_password_link",
+    "user_change_email",
     "user_create",
     "user_deactivate",
     "user_reactivate",

@@ -109,9 +109,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Both look an address up in User.email alone, never in allauth's EmailAddress table (issue 11).
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
-    "allauth.account.auth_backends.AuthenticationBackend",
+    "accounts.backends.AccountEmailBackend",
 ]
 
 # django-allauth: email + password, no open sign-up (a clinic admin creates every account).
@@ -122,6 +123,8 @@ ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_SESSION_REMEMBER = False
+# A password reset is mailed to the account whose own address was typed, and to no other.
+ACCOUNT_FORMS = {"reset_password": "accounts.forms.PasswordResetForm"}
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "diagnosis:dashboard"
 LOGOUT_REDIRECT_URL = "account_login"

@@ -129,6 +129,9 @@ def _call(name: str, service: Callable, world: World):
             lab_reference="H-1",
         )
         return w.doctor, w.patient.pk
+    if name == "user_change_email":
+        service(actor=w.admin, user=w.staff, email="renamed@clinic.example")
+        return w.admin, None
     if name == "user_unlock":
         service(actor=w.admin, user=w.staff)
         return w.admin, None
