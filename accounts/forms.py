@@ -36,3 +36,9 @@ class PasswordResetForm(ResetPasswordForm):
         email = super().clean_email()
         self.users = list(User.objects.filter(email__iexact=email.strip(), is_active=True))
         return email
+
+
+class ApiTokenIssueForm(forms.Form):
+    """How many days a new token is valid for; empty: the default. The service checks bounds."""
+
+    days = forms.IntegerField(required=False, label="Valid for (days)")
