@@ -20,7 +20,10 @@ class ClinicAccountAdapter(DefaultAccountAdapter):
     error_messages = {
         **DefaultAccountAdapter.error_messages,
         # allauth.mfa's wrong-code limit says this; the password form says when (below).
-        "too_many_login_attempts": "Too many failed sign-ins for this account; try again later.",
+        "too_many_login_attempts": (
+            "Too many failed sign-ins for this account; try again later, or ask your clinic's "
+            "administrator to unlock it."
+        ),
     }
 
     def is_open_for_signup(self, request) -> bool:

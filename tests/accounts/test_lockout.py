@@ -214,3 +214,33 @@ def test_superuser_unlocks_from_the_django_admin_action(client, staff, rf):
 
     assert lockout.locked_for(staff.email) is None
     assert AuditEvent.objects.get(action="user.unlock").user == superuser
+
+
+def test_the_flood_guard_says_when_to_try_again(client, staff, settings):
+    settings.ACCOUNT_RATE_LIMITS = {**base.ACCOUNT_RATE_LIMITS, "login": "2/m/ip"}
+    for _ in range(2):
+        log_in(client, staff.email, WRONG)
+
+    response = log_in(client, staff.email, factories.PASSWORD)
+
+    assert response.status_code == 429
+    assert "wait a minute and try again" in response.content.decode()
+
+
+def test_wrong_authenticator_codes_lock_the_account_and_an_admin_unlocks_it(
+    client, clinic_admin, doctor
+):
+    secret = factories.activate_totp(doctor)
+    for _ in range(5):
+        log_in(client, doctor.email, factories.PASSWORD)
+        client.post(reverse("mfa_authenticate"), {"code": "000000"})
+    log_in(client, doctor.email, factories.PASSWORD)
+
+    refused = client.post(reverse("mfa_authenticate"), {"code": factories.totp_code(secret)})
+
+    assert not is_logged_in(client)
+    assert "ask your clinic&#x27;s administrator to unlock it" in refused.content.decode()
+    user_unlock(actor=clinic_admin, user=doctor)
+    log_in(client, doctor.email, factories.PASSWORD)
+    client.post(reverse("mfa_authenticate"), {"code": factories.totp_code(secret)})
+    assert is_logged_in(client)
