@@ -1,8 +1,50 @@
+"""allauth, adapted to the portal: no open sign-up, lock-out per account with a message that says
+when to try again, and the client address the trusted proxies report."""
+
+from __future__ import annotations
+
+from typing import Any
+
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.core.internal import ratelimit
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest
+
+from accounts import lockout
+from melanoma_portal.client_address import client_ip
 
 
 class ClinicAccountAdapter(DefaultAccountAdapter):
     """No open sign-up: a clinic admin creates every account."""
 
+    error_messages = {
+        **DefaultAccountAdapter.error_messages,
+        # allauth.mfa's wrong-code limit says this; the password form says when (below).
+        "too_many_login_attempts": (
+            "Too many failed sign-ins for this account; try again later, or ask your clinic's "
+            "administrator to unlock it."
+        ),
+    }
+
     def is_open_for_signup(self, request) -> bool:
         return False
+
+    def get_client_ip(self, request: HttpRequest) -> str:
+        ip = client_ip(request)
+        if not ip:
+            raise PermissionDenied("Unable to determine the client address.")
+        return ip
+
+    def _get_login_attempts_cache_key(self, request: HttpRequest, **credentials: Any) -> str:
+        # allauth keys the account's counter by host name and address; the portal by address
+        # alone, so accounts.lockout can name (and a clinic admin clear) it without a request.
+        return lockout.account_key(credentials.get("email") or credentials.get("username") or "")
+
+    def pre_authenticate(self, request: HttpRequest, **credentials: Any) -> None:
+        """allauth's, with the refusal saying whose limit it is and when to try again."""
+        key = self._get_login_attempts_cache_key(request, **credentials)
+        self._login_failed_rl_usage = ratelimit.consume(
+            request, app=lockout.APP, action=lockout.ACTION, key=key
+        )
+        if not self._login_failed_rl_usage:
+            raise ValidationError(lockout.refusal(request, key).message)

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import csv
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import UserChangeForm
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import AuditEvent, Clinic, User
+from accounts.selectors.users import email_in_use
+from accounts.services.users import EMAIL_UNAVAILABLE, user_change_email, user_unlock
 
 CSV_COLUMNS = (
     "at",
@@ -41,8 +45,17 @@ class ClinicAdmin(admin.ModelAdmin):
     )
 
 
+class AdminUserChangeForm(UserChangeForm):
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip().lower()
+        if "email" in self.changed_data and email_in_use(email, except_user_id=self.instance.pk):
+            raise ValidationError(EMAIL_UNAVAILABLE)
+        return email
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    form = AdminUserChangeForm
     ordering = ("email",)
     list_display = ("email", "full_name", "clinic", "role", "is_active", "is_staff")
     list_filter = ("clinic", "role", "is_active", "is_staff", "is_superuser")
@@ -67,10 +80,27 @@ class UserAdmin(DjangoUserAdmin):
         ),
     )
 
+    actions = ["unlock"]
+
     def save_model(self, request: HttpRequest, obj: User, form, change: bool) -> None:
         # accounts.signals records role and privilege changes with the admin who made them.
         obj._audit_request = request
+        new_email = None
+        if change and form is not None and "email" in form.changed_data:
+            # A new address goes through the one service that changes it (audited, the old
+            # address told), after the rest of the form is saved.
+            new_email, obj.email = obj.email, form.initial["email"]
         super().save_model(request, obj, form, change)
+        if new_email is not None:
+            user_change_email(actor=request.user, user=obj, email=new_email, request=request)
+
+    @admin.action(description="Unlock sign-in after failed log-ins", permissions=["change"])
+    def unlock(self, request: HttpRequest, queryset) -> None:
+        for account in queryset:
+            user_unlock(actor=request.user, user=account, request=request)
+        self.message_user(
+            request, f"{queryset.count()} account(s) can try to sign in again.", messages.SUCCESS
+        )
 
 
 class PatientIdFilter(admin.SimpleListFilter):

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from django.db import models
 
 from accounts.models import AuditEvent, User
+from melanoma_portal.client_address import client_ip
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,11 +37,9 @@ def audited_write(*actions: str) -> Callable[[F], F]:
 def _client(request) -> tuple[str | None, str]:
     if request is None:
         return None, ""
-    # Behind the production proxy REMOTE_ADDR is the proxy; SECURE_PROXY_SSL_HEADER's proxy
-    # also sets X-Forwarded-For, whose first entry is the client.
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    ip = forwarded.split(",")[0].strip() if forwarded else request.META.get("REMOTE_ADDR")
-    return ip or None, request.META.get("HTTP_USER_AGENT", "")[:400]
+    # Behind the production proxy REMOTE_ADDR is the proxy; only the X-Forwarded-For entries
+    # the configured proxies appended are believed (the same address lock-out and throttles use).
+    return client_ip(request), request.META.get("HTTP_USER_AGENT", "")[:400]
 
 
 def _patient_id(obj: models.Model | None) -> int | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
+from django.db.models.functions import Lower
+from knox.models import AbstractAuthToken
 
 
 class Clinic(models.Model):
@@ -90,6 +92,13 @@ class User(AbstractUser):
                 | (models.Q(clinic__isnull=False) & ~models.Q(role="")),
                 name="clinic_user_has_clinic_and_role",
             ),
+            # Sign-in matches addresses case-insensitively, so two accounts may not differ in
+            # case alone (the log-in would pick one of them).
+            models.UniqueConstraint(
+                Lower("email"),
+                name="user_email_unique_ignoring_case",
+                violation_error_message="You cannot use this address; choose another.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -165,3 +174,26 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit events are append-only.")
+
+
+class ApiToken(AbstractAuthToken):
+    """An API token for the mobile app or an EHR system, acting as one account (django-rest-knox's
+    token, settings.KNOX_TOKEN_MODEL). Only a SHA-512 digest of the key is stored, with its
+    first characters to find it by; the key itself is shown once, when a clinic admin issues it.
+
+    Every token expires (the admin chooses when, within settings.API_TOKEN_MAX_DAYS); its last
+    use is recorded to the minute (accounts.authentication).
+    """
+
+    expiry = models.DateTimeField()
+    issued_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"API token {self.token_key}… of {self.user}"

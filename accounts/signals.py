@@ -1,5 +1,6 @@
 """Security-relevant account events on the audit trail: log-in, failed log-in, log-out and
-changes of a user's role, clinic or privileges (MFA enrolment changes: accounts.mfa).
+changes of a user's role, clinic or privileges (MFA enrolment changes: accounts.mfa); and each
+account's one e-mail address in allauth's table.
 
 Connected in AccountsConfig.ready(). Signals carry no request for model saves, so a caller that
 knows who made a change (the admin) leaves it on the instance as `_audit_request`.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from allauth.account.models import EmailAddress
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
@@ -71,3 +73,18 @@ def _record_privilege_change(sender, instance: User, created: bool, **kwargs: An
     changed = {f: [before.get(f), after[f]] for f in PRIVILEGE_FIELDS if before.get(f) != after[f]}
     if before and changed:
         audit_record(action="user.role_change", request=request, obj=instance, changes=changed)
+
+
+@receiver(post_save, sender=User, dispatch_uid="one_email_address_per_account")
+def _keep_one_email_address(sender, instance: User, **kwargs: Any) -> None:
+    """allauth's EmailAddress table holds exactly the account's own address, verified and
+    primary, and nothing else: whoever saves a user (a clinic admin's service, the Django
+    admin, a management command), allauth never sees a second address for it. Addresses are
+    not self-service (accounts.sign_in); a clinic admin changes them (user_change_email)."""
+    if kwargs.get("raw"):
+        return
+    email = instance.email.strip().lower()
+    addresses = EmailAddress.objects.filter(user=instance)
+    addresses.exclude(email=email).delete()
+    if not addresses.filter(email=email).update(verified=True, primary=True):
+        EmailAddress.objects.create(user=instance, email=email, verified=True, primary=True)

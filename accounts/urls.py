@@ -9,10 +9,12 @@ users_urlpatterns = [
     path("users/", users.user_list, name="user_list"),
     path("users/new/", users.user_create, name="user_create"),
     path("users/<int:user_id>/", users.user_edit, name="user_edit"),
+    path("users/<int:user_id>/email/", users.user_email, name="user_email"),
     path("users/<int:user_id>/deactivate/", users.user_deactivate, name="user_deactivate"),
     path("users/<int:user_id>/reactivate/", users.user_reactivate, name="user_reactivate"),
     path("users/<int:user_id>/resend/", users.user_resend, name="user_resend"),
     path("referral-policy/", clinic.referral_policy, name="referral_policy"),
+    path("users/<int:user_id>/unlock/", users.user_unlock, name="user_unlock"),
 ]
 
 token_urlpatterns = [

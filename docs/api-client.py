@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """A small example client of the Melanoma Portal REST API (needs only `requests`).
 
-It signs in with an API token (a clinic admin issues one under /clinic/api-tokens/), uploads a
-dermoscopic image to a lesion, polls the analysis until it is done or failed, and prints it.
+It signs in with an API token (a clinic admin issues one under /clinic/api-tokens/, valid for
+the days they chose; it starts `mp_`), uploads a dermoscopic image to a lesion, polls the
+analysis until it is done or failed, and prints it. An expired or revoked token fails at once,
+with the API's reason.
 
     export PORTAL_API_TOKEN=...             # or --token
     python docs/api-client.py --base-url https://portal.example --lesion 12 photo.jpg

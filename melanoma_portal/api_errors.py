@@ -19,6 +19,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from melanoma_portal.throttling import refused_authentication_throttled
+
 ERROR_SCHEMA_NAME = "Error"
 
 
@@ -96,6 +98,11 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or "You may not do this.")
+    elif isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        # DRF throttles only requests that passed authentication; a refused one counts here.
+        wait = refused_authentication_throttled(context["request"], context.get("view"))
+        if wait is not None:
+            exc = exceptions.Throttled(wait=wait)
 
     response = exception_handler(exc, context)
     if response is None:

@@ -1,8 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from accounts.sign_in import admin_login, email_managed_by_clinic
+
 urlpatterns = [
+    # Before the admin's own URLs: its password-only log-in form would bypass lock-out and MFA.
+    path("admin/login/", admin_login, name="admin_login"),
     path("admin/", admin.site.urls),
+    # Before allauth's URLs, under the name its pages link to: addresses are not self-service.
+    path("accounts/email/", email_managed_by_clinic, name="account_email"),
     path("accounts/", include("allauth.urls")),
     path("clinic/", include("accounts.urls")),
     path("patients/", include("patients.urls")),

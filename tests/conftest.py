@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.test import testcases
+from django.urls import reverse
 
 from tests import factories
 
@@ -57,3 +58,22 @@ def patient(clinic):
 @pytest.fixture
 def lesion(patient):
     return factories.LesionFactory(patient=patient)
+
+
+@pytest.fixture
+def sign_in_with_mfa(client):
+    """Sign a user in as a person does when two-factor authentication is on (allauth's log-in
+    page: password, then a code from the authenticator app) on the `client` fixture; returns
+    the last response. The Django admin admits no one signed in otherwise (accounts.mfa)."""
+
+    def sign_in(user, *, next_url: str | None = None):
+        secret = factories.activate_totp(user)
+        data = {"login": user.email, "password": factories.PASSWORD}
+        if next_url:
+            data["next"] = next_url
+        client.post(reverse("account_login"), data)
+        response = client.post(reverse("mfa_authenticate"), {"code": factories.totp_code(secret)})
+        assert "_auth_user_id" in client.session, "the MFA sign-in did not complete"
+        return response
+
+    return sign_in

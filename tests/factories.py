@@ -182,3 +182,28 @@ class ReferralFactory(factory.django.DjangoModelFactory):
     urgency = "urgent"
     due_on = factory.LazyFunction(lambda: datetime.date.today() + datetime.timedelta(days=14))
     created_by = factory.LazyAttribute(lambda o: o.review.author)
+
+
+# --- two-factor authentication ---------------------------------------------------------------
+
+
+def activate_totp(user: User) -> str:
+    """Give `user` an authenticator app (TOTP) and recovery codes; returns the TOTP secret."""
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+
+    secret = generate_totp_secret()
+    TOTP.activate(user, secret)
+    RecoveryCodes.activate(user)
+    return secret
+
+
+def totp_code(secret: str) -> str:
+    """The code the authenticator app shows now."""
+    from allauth.mfa.totp.internal.auth import (
+        format_hotp_value,
+        hotp_value,
+        yield_hotp_counters_from_time,
+    )
+
+    return format_hotp_value(hotp_value(secret, next(iter(yield_hotp_counters_from_time()))))

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('diagnosis', '0006_analysis_metadata_used'),
-        ('accounts', '0004_clinic_referral_policy'),
+        ('accounts', '0006_clinic_referral_policy'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

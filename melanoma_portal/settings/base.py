@@ -5,6 +5,7 @@ the environment here, once, with defaults that run on one laptop with no service
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -42,7 +43,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "corsheaders",
@@ -109,9 +110,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Both look an address up in User.email alone, never in allauth's EmailAddress table (issue 11).
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
-    "allauth.account.auth_backends.AuthenticationBackend",
+    "accounts.backends.AccountEmailBackend",
 ]
 
 # django-allauth: email + password, no open sign-up (a clinic admin creates every account).
@@ -122,13 +124,22 @@ ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_SESSION_REMEMBER = False
+# A password reset is mailed to the account whose own address was typed, and to no other.
+ACCOUNT_FORMS = {"reset_password": "accounts.forms.PasswordResetForm"}
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "diagnosis:dashboard"
 LOGOUT_REDIRECT_URL = "account_login"
 
 # --- Security: log-in, sessions, cookies, headers (issue 5) ---------------------------------
-# 5 failed log-ins in 15 minutes locks out both the account and the address they came from.
-ACCOUNT_RATE_LIMITS = {"login_failed": "5/15m/ip,5/15m/key"}
+# 5 failed log-ins in 15 minutes lock the account (a clinic admin can unlock it); a client
+# address is throttled only after 50, so one person cannot lock out everyone who shares a
+# network or the proxy (accounts.lockout). The address first: a refused address spends
+# nobody's account count. "login" (allauth's default, every attempt) stops a flood sooner.
+ACCOUNT_RATE_LIMITS = {"login_failed": "50/15m/ip,5/15m/key", "login": "30/m/ip"}
+# How many proxies of our own append to X-Forwarded-For; only their entries are believed, for
+# lock-out, throttles and the audit trail alike (melanoma_portal.client_address). 0: no proxy,
+# the header is ignored. Production's default is 1 (settings/production.py).
+ALLAUTH_TRUSTED_PROXY_COUNT = int(os.environ.get("ALLAUTH_TRUSTED_PROXY_COUNT", "0"))
 # Two-factor authentication: an authenticator app (TOTP) with recovery codes as the fallback.
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Melanoma Portal"
@@ -162,9 +173,10 @@ CONTENT_SECURITY_POLICY = os.environ.get(
 )
 PERMISSIONS_POLICY = "camera=(self), microphone=(), geolocation=(), payment=(), usb=()"
 
-# The cache holds the log-in rate limits, so every web process must share it: Redis when
-# CACHE_URL (or REDIS_URL) names one. Not derived from the broker URL on purpose: cache.clear()
-# empties its whole Redis database and must never take queued analyses with it.
+# The cache holds the log-in lock-out and API throttle counters, so every web process must
+# share it: Redis when CACHE_URL (or REDIS_URL) names one; production refuses to start without.
+# Not derived from the broker URL on purpose: cache.clear() empties its whole Redis database
+# and must never take queued analyses with it.
 CACHE_URL = os.environ.get("CACHE_URL") or os.environ.get("REDIS_URL", "")
 if CACHE_URL.startswith(("redis://", "rediss://")):
     CACHES = {
@@ -276,9 +288,23 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # The REST API (/api/v1/): tokens a clinic admin issues for mobile and EHR clients, the session
 # for the browser; JSON errors with a clear message (melanoma_portal.api_errors).
+# Tokens are django-rest-knox's, stored as SHA-512 digests (accounts.ApiToken), sent as
+# "Authorization: Token mp_...". Every token expires: the admin chooses within the maximum.
+KNOX_TOKEN_MODEL = "accounts.ApiToken"  # noqa: S105 - a model name, not a secret
+# knox's own migrations create its default token table even when the model is swapped out, and
+# that table's foreign key to users makes the test runner's flush fail; the portal needs none.
+MIGRATION_MODULES = {"knox": None}
+API_TOKEN_DEFAULT_DAYS = int(os.environ.get("API_TOKEN_DEFAULT_DAYS", "90"))
+API_TOKEN_MAX_DAYS = int(os.environ.get("API_TOKEN_MAX_DAYS", "365"))
+REST_KNOX = {
+    "AUTH_HEADER_PREFIX": "Token",
+    # A recognisable prefix: secret scanners and people can tell a portal token when they see one.
+    "TOKEN_PREFIX": "mp_",
+    "TOKEN_TTL": timedelta(days=API_TOKEN_DEFAULT_DAYS),
+}
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -292,10 +318,11 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "melanoma_portal.api_errors.api_exception_handler",
-    # Per user (anonymous callers by IP): one phone stuck in a retry loop cannot starve a clinic.
+    # Per user (anonymous callers by their trusted address): one phone stuck in a retry loop
+    # cannot starve a clinic; refused credentials count at the anonymous rate too.
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.UserRateThrottle",
-        "rest_framework.throttling.AnonRateThrottle",
+        "melanoma_portal.throttling.UserRateThrottle",
+        "melanoma_portal.throttling.AnonRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "user": os.environ.get("API_THROTTLE_USER", "600/minute"),
@@ -307,8 +334,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Patients, lesions, dermoscopic image uploads, AI analyses, reviews, referrals, reports "
         "and FHIR R4 export for mobile and EHR clients. Authenticate with "
-        "`Authorization: Token <key>` (a clinic admin issues keys under /clinic/api-tokens/). "
-        "AI-assisted assessment, not a diagnosis. Consult a dermatologist."
+        "`Authorization: Token <key>` (a clinic admin issues keys under /clinic/api-tokens/, "
+        "each valid for the days the admin chooses; it is shown once and stored only hashed). "
+        "Accounts whose role requires two-factor authentication get a token only once they "
+        "have set it up. Repeated requests without valid credentials are answered 429 like any "
+        "other excess. AI-assisted assessment, not a diagnosis. Consult a dermatologist."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -21,6 +21,16 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS")
 if not ALLOWED_HOSTS:
     raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must name the portal's host(s).")
 
+# Lock-out and throttle counters must be shared by every web process: a cache in one process's
+# memory would give each its own count (and an attacker as many tries as there are processes).
+if not CACHE_URL.startswith(("redis://", "rediss://")):  # noqa: F405
+    raise ImproperlyConfigured(
+        "CACHE_URL must name the shared Redis cache (e.g. redis://127.0.0.1:6379/1): log-in "
+        "lock-out and API throttle counters live there."
+    )
+# Production runs behind the TLS proxy SECURE_PROXY_SSL_HEADER trusts: one proxy unless told.
+ALLAUTH_TRUSTED_PROXY_COUNT = int(os.environ.get("ALLAUTH_TRUSTED_PROXY_COUNT", "1"))
+
 SECURE_SSL_REDIRECT = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = 31536000

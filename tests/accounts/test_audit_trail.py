@@ -84,11 +84,11 @@ def test_role_change_outside_the_admin_is_audited_too(staff):
 
 
 @pytest.fixture
-def auditor_client(client, db):
+def auditor_client(client, db, sign_in_with_mfa):
     auditor = factories.UserFactory(
         email="auditor@hospital.example", is_staff=True, is_superuser=True, clinic=None, role=""
     )
-    client.force_login(auditor)
+    sign_in_with_mfa(auditor)  # the admin admits no one without an authenticator code
     return client
 
 

@@ -61,7 +61,7 @@ def test_existing_email_is_refused_with_a_message(admin_client, staff):
         reverse("accounts:user_create"),
         {"email": staff.email.upper(), "full_name": "Twin", "role": "staff"},
     )
-    assert "already exists" in response.content.decode()
+    assert "You cannot use this address; choose another." in response.content.decode()
     assert User.objects.filter(email__iexact=staff.email).count() == 1
     assert mail.outbox == []
 

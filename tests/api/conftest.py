@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 from django.core.cache import cache
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from accounts.models import ApiToken
 from diagnosis.models import Analysis, AnalysisStatus
 from tests import factories
 
@@ -32,9 +34,10 @@ def _fresh_throttle_counts():
 
 
 def token_client(user) -> APIClient:
-    token, _ = Token.objects.get_or_create(user=user)
+    """A client sending a fresh token of `user` (valid a day), as the mobile app does."""
+    _, key = ApiToken.objects.create(user=user, expiry=datetime.timedelta(days=1))
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 
 

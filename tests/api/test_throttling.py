@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from rest_framework.throttling import UserRateThrottle
+from rest_framework.test import APIClient
+from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
 from tests.api.conftest import token_client
 
@@ -36,3 +37,21 @@ def test_one_users_limit_does_not_throttle_another(api, doctor, three_per_minute
         api.get("/api/v1/patients/")
 
     assert token_client(doctor).get("/api/v1/patients/").status_code == 200
+
+
+@pytest.fixture
+def three_anonymous_per_minute(monkeypatch):
+    monkeypatch.setattr(AnonRateThrottle, "THROTTLE_RATES", {"anon": "3/minute"})
+
+
+def test_a_forged_forwarded_for_does_not_escape_the_anonymous_throttle(
+    db, three_anonymous_per_minute
+):
+    # DRF alone keys anonymous callers by the whole X-Forwarded-For a client writes (issue 11).
+    client = APIClient()
+    statuses = [
+        client.get("/api/schema/", HTTP_X_FORWARDED_FOR=f"203.0.113.{n}").status_code
+        for n in range(4)
+    ]
+
+    assert statuses == [200, 200, 200, 429]

@@ -54,9 +54,11 @@ PAGES = [
     Page("accounts:user_list", roles=frozenset({Role.ADMIN})),
     Page("accounts:user_create", roles=frozenset({Role.ADMIN})),
     Page("accounts:user_edit", ("colleague",), roles=frozenset({Role.ADMIN})),
+    Page("accounts:user_email", ("colleague",), roles=frozenset({Role.ADMIN})),
     Page("accounts:user_deactivate", ("colleague",), "post", frozenset({Role.ADMIN})),
     Page("accounts:user_reactivate", ("colleague",), "post", frozenset({Role.ADMIN})),
     Page("accounts:user_resend", ("colleague",), "post", frozenset({Role.ADMIN})),
+    Page("accounts:user_unlock", ("colleague",), "post", frozenset({Role.ADMIN})),
 ]
 IDS = [page.name + page.query + "/".join(page.extra) for page in PAGES]
 

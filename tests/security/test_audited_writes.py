@@ -29,8 +29,6 @@ PROJECT_APPS = ("accounts", "patients", "diagnosis", "reports")
 # why it is not in the registry.
 EXEMPT = {
     "patient_export": "a read of patient data, audited as 'patient.export'",
-    "api_token_issue": "API keys, no patient data",
-    "api_token_revoke": "API keys, no patient data",
     "api_token_list": "a read of API keys",
     "user_create": "staff accounts; audited by accounts.signals",
     "user_set_role": "staff accounts; audited by accounts.signals",
@@ -149,6 +147,21 @@ def _call(name: str, service: Callable, world: World):
             lab_reference="H-1",
         )
         return w.doctor, w.patient.pk
+    if name == "api_token_issue":
+        service(actor=w.admin, user_id=w.staff.pk)
+        return w.admin, None
+    if name == "api_token_revoke":
+        from accounts.models import ApiToken
+
+        ApiToken.objects.create(user=w.staff, expiry=timezone.timedelta(days=1))
+        service(actor=w.admin, user_id=w.staff.pk)
+        return w.admin, None
+    if name == "user_change_email":
+        service(actor=w.admin, user=w.staff, email="renamed@clinic.example")
+        return w.admin, None
+    if name == "user_unlock":
+        service(actor=w.admin, user=w.staff)
+        return w.admin, None
     return None
 
 

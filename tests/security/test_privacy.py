@@ -233,13 +233,20 @@ def test_uploaded_image_is_encrypted_on_disk_when_a_key_is_set(settings, staff, 
 # --- deployment ------------------------------------------------------------------------------
 
 
-def test_production_settings_pass_check_deploy_with_no_warnings():
-    env = {
+def _production_env(**overrides: str) -> dict[str, str]:
+    """The environment production needs: its own secret, its host names, the shared cache."""
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "melanoma_portal.settings.production",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(60),
         "DJANGO_ALLOWED_HOSTS": "portal.example.org",
+        "CACHE_URL": "redis://127.0.0.1:6379/15",
+        **overrides,
     }
+
+
+def test_production_settings_pass_check_deploy_with_no_warnings():
+    env = _production_env()
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=REPO,
@@ -253,13 +260,19 @@ def test_production_settings_pass_check_deploy_with_no_warnings():
 
 
 def test_production_refuses_to_start_without_a_real_secret_key():
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "melanoma_portal.settings.production",
-        "DJANGO_SECRET_KEY": "short",
-        "DJANGO_ALLOWED_HOSTS": "portal.example.org",
-    }
+    env = _production_env(DJANGO_SECRET_KEY="short")
     result = subprocess.run(
         [sys.executable, "manage.py", "check"], cwd=REPO, env=env, capture_output=True, text=True
     )
     assert result.returncode != 0 and "DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_production_refuses_to_start_without_the_shared_cache():
+    # Lock-out and throttle counters in one process's memory would give every web process its
+    # own count (issue 11).
+    env = _production_env(CACHE_URL="")
+    env.pop("REDIS_URL", None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert result.returncode != 0 and "CACHE_URL must name the shared Redis cache" in result.stderr

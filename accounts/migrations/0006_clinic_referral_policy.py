@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0003_auditevent_append_only_trigger'),
+        ('accounts', '0005_apitoken'),
     ]
 
     operations = [
