@@ -5,7 +5,9 @@ management commands call them through this package."""
 
 from diagnosis.services.analysis import (
     NO_CLASSIFIER,
+    OverrideRefused,
     analysis_fail,
+    analysis_override_gate,
     analysis_requeue_stale,
     analysis_retry,
     analysis_run,
@@ -24,9 +26,11 @@ from diagnosis.services.review import (
 __all__ = [
     "HISTOPATHOLOGY_FIELDS",
     "NO_CLASSIFIER",
+    "OverrideRefused",
     "REVIEW_FIELDS",
     "ReviewLocked",
     "analysis_fail",
+    "analysis_override_gate",
     "analysis_requeue_stale",
     "analysis_retry",
     "analysis_run",
