@@ -83,14 +83,15 @@ def main() -> None:
             analysis_id = int(response["Location"].rstrip("/").rsplit("/", 1)[-1])
             while True:
                 analysis = Analysis.objects.get(pk=analysis_id)
-                if analysis.status in ("done", "failed"):
+                if analysis.status in ("done", "failed", "not_analysed"):
                     break
                 if time.perf_counter() - started > args.timeout:
                     sys.exit(f"analysis {analysis_id} not finished in {args.timeout}s")
                 time.sleep(0.02)
             elapsed = time.perf_counter() - started
             if analysis.status != "done":
-                sys.exit(f"analysis failed: {analysis.failure_reason}")
+                why = analysis.failure_reason or analysis.gate_message
+                sys.exit(f"analysis {analysis.status}: {why}")
             return elapsed, analysis
 
         cold, first = one(0)

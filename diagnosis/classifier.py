@@ -1,12 +1,20 @@
-"""The classifier a worker process serves, loaded once per process and kept."""
+"""The classifier a worker process serves, and the image gate shipped beside it, each loaded
+once per process and kept."""
 
 from __future__ import annotations
 
 import functools
+import logging
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from ml.inference import Classifier
+
+if TYPE_CHECKING:
+    from ml.gate import Gate
+
+logger = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -20,3 +28,30 @@ def get_classifier() -> Classifier:
 
     torch.set_num_threads(settings.ML_TORCH_THREADS)
     return Classifier.load_current(settings.ML_MODELS_ROOT)
+
+
+def get_gate() -> Gate | None:
+    """The image gate fitted for the served classifier (`gate.json` and `gate.npz` in its
+    model directory), or None for a model shipped without one (v1), whose analyses run as
+    they always did. Raises ClassifierNotInstalled as get_classifier does.
+
+    Kept per process beside the classifier it was fitted for: a classifier loaded anew (a
+    model installed later, a test's own model) gets its own gate, never the last one's.
+    """
+    return _gate_for(get_classifier())
+
+
+@functools.lru_cache(maxsize=1)
+def _gate_for(classifier: Classifier) -> Gate | None:
+    from PIL import Image
+
+    from ml.gate import Gate, GateNotFitted
+
+    try:
+        gate = Gate.load(classifier)
+    except GateNotFitted:
+        logger.info("model %s has no image gate; images are analysed unchecked", classifier.version)
+        return None
+    # Run the gate's feature network once now, so the first image does not pay for it.
+    gate.ood_scores([Image.new("RGB", (64, 64), (180, 120, 100))])
+    return gate

@@ -15,14 +15,15 @@ logger = logging.getLogger(__name__)
 
 @worker_process_init.connect
 def load_classifier_at_start(**kwargs) -> None:
-    """Load the model when a worker process starts, so the first upload does not wait for
-    torch's import and the weights. Without a model the worker still starts: analyses then
-    fail with a clear message, and a model installed later is picked up on the next task."""
-    from diagnosis.classifier import get_classifier
+    """Load the model and its image gate when a worker process starts, so the first upload
+    does not wait for torch's import and the weights. Without a model the worker still
+    starts: analyses then fail with a clear message, and a model installed later is picked up
+    on the next task."""
+    from diagnosis.classifier import get_gate
     from ml.inference import ClassifierNotInstalled
 
     try:
-        get_classifier()
+        get_gate()  # loads the classifier first
     except ClassifierNotInstalled:
         logger.warning("no classifier installed; analyses will fail until one is")
 

@@ -13,6 +13,11 @@ urlpatterns: list = [
     path("analyses/<int:analysis_id>/", analysis.analysis_detail, name="analysis"),
     path("analyses/<int:analysis_id>/status/", analysis.analysis_status, name="analysis_status"),
     path("analyses/<int:analysis_id>/retry/", analysis.analysis_retry, name="analysis_retry"),
+    path(
+        "analyses/<int:analysis_id>/override/",
+        analysis.analysis_override,
+        name="analysis_override",
+    ),
     path("analyses/<int:analysis_id>/heatmap/<str:which>/", image.heatmap_file, name="heatmap"),
     path("images/<int:image_id>/", image.image_file, name="image"),
     path("worklist/", review.worklist, name="worklist"),

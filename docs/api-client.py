@@ -3,14 +3,15 @@
 
 It signs in with an API token (a clinic admin issues one under /clinic/api-tokens/, valid for
 the days they chose; it starts `mp_`), uploads a dermoscopic image to a lesion, polls the
-analysis until it is done or failed, and prints it. An expired or revoked token fails at once,
-with the API's reason.
+analysis until it is done, failed or not analysed (the image gate refused the image), and
+prints it. An expired or revoked token fails at once, with the API's reason.
 
     export PORTAL_API_TOKEN=...             # or --token
     python docs/api-client.py --base-url https://portal.example --lesion 12 photo.jpg
 
-Exit status: 0 when the analysis is done, 2 when it failed (the reason is printed), 1 for any
-other error (bad token, rejected upload, timeout), with the API's message.
+Exit status: 0 when the analysis is done, 2 when it failed or the image was not analysed (the
+reason is printed), 1 for any other error (bad token, rejected upload, timeout), with the API's
+message.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import requests
 
-FINAL = {"done", "failed"}
+FINAL = {"done", "failed", "not_analysed"}
 
 
 class ApiError(Exception):
@@ -76,11 +77,20 @@ def describe(analysis: dict) -> str:
     if analysis["status"] == "failed":
         lines.append(f"Reason: {analysis['failure_reason']}")
         return "\n".join(lines)
+    if analysis["status"] == "not_analysed":
+        refusal = analysis["not_analysed"]
+        lines += [refusal["headline"], f"What to do: {refusal['advice']}"]
+        return "\n".join(lines)
     result = analysis["result"]
+    if result.get("outside_validated_use"):
+        lines.append(result["outside_validated_use"]["text"])
+    lines.append(f"Top class: {result['top_class_name']} ({result['top_class']})")
+    if result.get("triage"):
+        lines.append(f"Triage: {result['triage']['text']}")
+    else:
+        lines.append(f"Risk tier: {result['risk_tier']}")
     lines += [
-        f"Top class: {result['top_class_name']} ({result['top_class']})",
         f"Melanoma probability: {result['melanoma_probability']:.1%}",
-        f"Risk tier: {result['risk_tier']}",
         f"Model version: {result['model_version']}",
         "Probabilities:",
     ]

@@ -3,7 +3,13 @@ histopathology and referrals. Django loads an app's models from this package, so
 every model; the upload-path functions are named here too because the migrations refer to them
 here."""
 
-from diagnosis.models.analysis import Analysis, AnalysisStatus, RiskTier, heatmap_upload_path
+from diagnosis.models.analysis import (
+    Analysis,
+    AnalysisStatus,
+    RiskTier,
+    TriageLevel,
+    heatmap_upload_path,
+)
 from diagnosis.models.histopathology import Histopathology
 from diagnosis.models.lesion import AnatomicSite, DermoscopicImage, Lesion, image_upload_path
 from diagnosis.models.referral import (
@@ -29,6 +35,7 @@ __all__ = [
     "ReferralUrgency",
     "Review",
     "RiskTier",
+    "TriageLevel",
     "heatmap_upload_path",
     "image_upload_path",
 ]

@@ -5,7 +5,9 @@ tasks and management commands call them through this package."""
 
 from diagnosis.services.analysis import (
     NO_CLASSIFIER,
+    OverrideRefused,
     analysis_fail,
+    analysis_override_gate,
     analysis_requeue_stale,
     analysis_retry,
     analysis_run,
@@ -30,10 +32,12 @@ from diagnosis.services.review import (
 __all__ = [
     "HISTOPATHOLOGY_FIELDS",
     "NO_CLASSIFIER",
+    "OverrideRefused",
     "REVIEW_FIELDS",
     "ReferralAlreadyClosed",
     "ReviewLocked",
     "analysis_fail",
+    "analysis_override_gate",
     "analysis_requeue_stale",
     "analysis_retry",
     "analysis_run",

@@ -1,8 +1,10 @@
-"""The dashboard and an analysis's pages: its result, the status the page polls, a retry."""
+"""The dashboard and an analysis's pages: its result (or the image gate's refusal), the status
+the page polls, a retry, and a doctor's override of the gate."""
 
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
@@ -10,9 +12,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.audit import audit_record
 from accounts.decorators import clinic_role_required
+from accounts.models import Role
 from diagnosis import presentation, selectors, services
-from diagnosis.models import AnalysisStatus
+from diagnosis.forms.analysis import GateOverrideForm
+from diagnosis.models import Analysis, AnalysisStatus
 from diagnosis.selectors.referral import overdue_referral_count
+from melanoma_portal.forms import apply_validation_error
 
 RECENT = 10
 
@@ -39,10 +44,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     )
 
 
-@clinic_role_required()
-def analysis_detail(request: HttpRequest, analysis_id: int) -> HttpResponse:
-    analysis = selectors.analysis_get(user=request.user, analysis_id=analysis_id)
-    audit_record(action="analysis.view", request=request, obj=analysis)
+def _render_detail(
+    request: HttpRequest, analysis: Analysis, *, override_form=None, status: int = 200
+) -> HttpResponse:
+    refused = analysis.status == AnalysisStatus.NOT_ANALYSED
+    if override_form is None and refused and request.user.role == Role.DOCTOR:
+        override_form = GateOverrideForm()
     return render(
         request,
         "diagnosis/analysis_detail.html",
@@ -56,8 +63,17 @@ def analysis_detail(request: HttpRequest, analysis_id: int) -> HttpResponse:
             ),
             "top_class_name": presentation.class_name(analysis.top_class),
             "position": selectors.queue_position(analysis=analysis),
+            "override_form": override_form,
         },
+        status=status,
     )
+
+
+@clinic_role_required()
+def analysis_detail(request: HttpRequest, analysis_id: int) -> HttpResponse:
+    analysis = selectors.analysis_get(user=request.user, analysis_id=analysis_id)
+    audit_record(action="analysis.view", request=request, obj=analysis)
+    return _render_detail(request, analysis)
 
 
 @clinic_role_required()
@@ -75,6 +91,38 @@ def analysis_status(request: HttpRequest, analysis_id: int) -> JsonResponse:
             "failure_reason": analysis.failure_reason,
         }
     )
+
+
+@clinic_role_required(Role.DOCTOR)
+@require_POST
+def analysis_override(request: HttpRequest, analysis_id: int) -> HttpResponse:
+    """A doctor has an image the gate refused analysed anyway, with a written reason."""
+    analysis = selectors.analysis_get(user=request.user, analysis_id=analysis_id)
+    form = GateOverrideForm(request.POST)
+    valid = form.is_valid()
+    try:
+        # Called even with an empty form: the service says first whether there is anything
+        # to override (a second submission, say), then that a reason is needed.
+        services.analysis_override_gate(
+            actor=request.user,
+            analysis=analysis,
+            reason=form.cleaned_data["reason"] if valid else "",
+            request=request,
+        )
+    except services.OverrideRefused as refused:
+        messages.info(request, " ".join(refused.messages))
+        return redirect("diagnosis:analysis", analysis_id=analysis.pk)
+    except ValidationError as error:
+        if valid:
+            apply_validation_error(form, error)
+    else:
+        messages.success(
+            request,
+            "The image is queued for analysis without the gate. Its result will be marked "
+            f"\u201c{presentation.OUTSIDE_VALIDATED_USE}\u201d with your name and reason.",
+        )
+        return redirect("diagnosis:analysis", analysis_id=analysis.pk)
+    return _render_detail(request, analysis, override_form=form, status=400)
 
 
 @clinic_role_required()

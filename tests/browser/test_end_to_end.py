@@ -105,7 +105,13 @@ def test_staff_uploads_an_image_and_reads_the_result(live_server, browser):
     # The patient has a date of birth and a sex, the lesion a site: a v2 model reads all three.
     assert "read: image, age, sex, site" in page or "read: image only" in page
     assert "%" in find(By.ID, "melanoma-probability").text
-    assert find(By.ID, "risk-tier").text in ("Low", "Moderate", "High")
+    # A model with triage shows the level and its reason; one without, the melanoma tier.
+    if browser.find_elements(By.ID, "triage-level"):
+        assert find(By.ID, "triage-level").text in ("Urgent", "Soon", "Routine")
+        assert find(By.ID, "triage-reason").text
+        assert "What it does not mean:" in page
+    else:
+        assert find(By.ID, "risk-tier").text in ("Low", "Moderate", "High")
     # The image is shown through the permission-checked view, and it loaded.
     image = find(By.CSS_SELECTOR, "img.lesion-image")
     assert "/images/" in image.get_attribute("src")

@@ -99,6 +99,10 @@ def _call(name: str, service: Callable, world: World):
         failed = factories.AnalysisFactory(image=w.image, status="failed", failure_reason="x")
         service(actor=w.staff, analysis=failed)
         return w.staff, w.patient.pk
+    if name == "analysis_override_gate":
+        refused = factories.NotAnalysedFactory(image=w.image)
+        service(actor=w.doctor, analysis=refused, reason="A dermoscopic image, checked by eye")
+        return w.doctor, w.patient.pk
     if name == "review_save":
         service(actor=w.doctor, analysis=w.done, **REVIEW)
         return w.doctor, w.patient.pk

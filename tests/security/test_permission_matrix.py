@@ -34,6 +34,8 @@ ACCESS: dict[str, frozenset[str]] = {
     "diagnosis:analysis": EVERYONE,
     "diagnosis:analysis_status": EVERYONE,
     "diagnosis:analysis_retry": EVERYONE,
+    # Overriding the image gate is a clinical judgement: doctors only.
+    "diagnosis:analysis_override": DOCTORS,
     "diagnosis:heatmap": EVERYONE,
     "diagnosis:image": EVERYONE,
     # Reviews are a doctor's clinical judgement; admins and doctors see the work queues.
@@ -75,6 +77,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "api:analysis-list": EVERYONE,
     "api:analysis-detail": EVERYONE,
     "api:analysis-fhir": EVERYONE,
+    "api:analysis-override": DOCTORS,
     "api:analysis-report": EVERYONE,
     "api:review-list": EVERYONE,
     "api:review-detail": EVERYONE,
@@ -301,6 +304,10 @@ NOT_AUDITED = {
     "api:lesion-images": "an upload endpoint: the empty request is refused, nothing is read",
     "api:referral-close": "the empty request is refused and shows nothing; a close is audited",
     "diagnosis:analysis_retry": "a no-op for a finished analysis; a real retry is audited",
+    "diagnosis:analysis_override": "refused unless the gate refused the image; an override is "
+    "audited",
+    "api:analysis-override": "the empty request is refused, nothing is read; an override is "
+    "audited",
 }
 # Known gaps, reported to the owner of the review and histopathology pages. strict: once a view
 # audits, the test passes, xfail turns into a failure, and the entry must go.
