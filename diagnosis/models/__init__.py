@@ -10,8 +10,15 @@ from diagnosis.models.analysis import (
     TriageLevel,
     heatmap_upload_path,
 )
+from diagnosis.models.embedding import ImageEmbedding
 from diagnosis.models.histopathology import Histopathology
-from diagnosis.models.lesion import AnatomicSite, DermoscopicImage, Lesion, image_upload_path
+from diagnosis.models.lesion import (
+    AnatomicSite,
+    DermoscopicImage,
+    Laterality,
+    Lesion,
+    image_upload_path,
+)
 from diagnosis.models.referral import (
     REFERRING_DECISIONS,
     Referral,
@@ -28,6 +35,8 @@ __all__ = [
     "DermoscopicImage",
     "DiagnosisChoice",
     "Histopathology",
+    "ImageEmbedding",
+    "Laterality",
     "Lesion",
     "Management",
     "Referral",
