@@ -23,19 +23,32 @@ from patients.selectors import patient_get
 def image_upload(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = patient_get(user=request.user, patient_id=patient_id)
     lesions = selectors.lesion_list(user=request.user).filter(patient=patient)
+    duplicates = []
     if request.method == "POST":
         form = ImageUploadForm(request.POST, request.FILES, lesions=lesions)
         if form.is_valid():
+            lesion = form.cleaned_data["lesion"]
             try:
                 analysis = services.image_upload(
                     actor=request.user,
-                    lesion=form.cleaned_data["lesion"],
+                    lesion=lesion,
                     upload=form.cleaned_data["upload"],
                     submission_token=form.cleaned_data["submission_token"],
+                    allow_duplicate=form.cleaned_data["allow_duplicate"],
                     request=request,
                 )
             except ImageRejected as rejected:
                 form.add_error("image", str(rejected))
+            except services.DuplicateImage as duplicate:
+                duplicates = duplicate.matches
+                # The warning tells of other images (maybe another patient's): a read.
+                audit_record(
+                    action="image.duplicate_warning",
+                    request=request,
+                    obj=lesion,
+                    matches=[match.image_id for match in duplicates],
+                )
+                form.ask_to_confirm_duplicate()
             except ValidationError as error:
                 form.add_error(None, error.messages)
             else:
@@ -44,7 +57,10 @@ def image_upload(request: HttpRequest, patient_id: int) -> HttpResponse:
         form = ImageUploadForm(lesions=lesions, initial={"lesion": request.GET.get("lesion")})
     status = 400 if form.is_bound else 200
     return render(
-        request, "diagnosis/upload.html", {"form": form, "patient": patient}, status=status
+        request,
+        "diagnosis/upload.html",
+        {"form": form, "patient": patient, "duplicates": duplicates},
+        status=status,
     )
 
 
