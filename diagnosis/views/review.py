@@ -39,18 +39,23 @@ def _result_context(analysis: Analysis) -> dict:
 
 @clinic_role_required(Role.DOCTOR, Role.ADMIN)
 def worklist(request: HttpRequest) -> HttpResponse:
-    """Results awaiting a doctor's sign-off; ?show=high-risk keeps only those the dashboard's
-    "high risk awaiting review" tile counts (the tile links here)."""
+    """Results awaiting a doctor's sign-off, one row per lesion (its newest image first, then
+    the older ones); ?show=high-risk keeps only those the dashboard's "high risk awaiting
+    review" tile counts (the tile links here)."""
     high_risk = request.GET.get("show") == "high-risk"
-    if high_risk:
-        analyses = list(review_selectors.high_risk_worklist(user=request.user))
-    else:
-        analyses = list(review_selectors.worklist(user=request.user))
+    groups = review_selectors.worklist_by_lesion(user=request.user, high_risk_only=high_risk)
+    count = sum(len(group.analyses) for group in groups)
     audit_record(
-        action="worklist.view", request=request, count=len(analyses), high_risk_only=high_risk
+        action="worklist.view",
+        request=request,
+        count=count,
+        lesions=len(groups),
+        high_risk_only=high_risk,
     )
     return render(
-        request, "diagnosis/worklist.html", {"analyses": analyses, "high_risk_only": high_risk}
+        request,
+        "diagnosis/worklist.html",
+        {"groups": groups, "count": count, "high_risk_only": high_risk},
     )
 
 
