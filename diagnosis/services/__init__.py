@@ -13,8 +13,14 @@ from diagnosis.services.analysis import (
     analysis_run,
 )
 from diagnosis.services.histopathology import HISTOPATHOLOGY_FIELDS, histopathology_record
-from diagnosis.services.image import image_upload, images_past_retention, images_purge_expired
-from diagnosis.services.lesion import lesion_create, lesion_metadata
+from diagnosis.services.image import (
+    DuplicateImage,
+    image_duplicates,
+    image_upload,
+    images_past_retention,
+    images_purge_expired,
+)
+from diagnosis.services.lesion import lesion_create, lesion_metadata, lesion_update
 from diagnosis.services.referral import (
     ReferralAlreadyClosed,
     referral_close,
@@ -25,12 +31,15 @@ from diagnosis.services.review import (
     REVIEW_FIELDS,
     ReviewLocked,
     review_amend,
+    review_cover,
     review_save,
     review_sign,
+    review_sign_covering,
 )
 
 __all__ = [
     "HISTOPATHOLOGY_FIELDS",
+    "DuplicateImage",
     "NO_CLASSIFIER",
     "OverrideRefused",
     "REVIEW_FIELDS",
@@ -42,15 +51,19 @@ __all__ = [
     "analysis_retry",
     "analysis_run",
     "histopathology_record",
+    "image_duplicates",
     "image_upload",
     "images_past_retention",
     "images_purge_expired",
     "lesion_create",
     "lesion_metadata",
+    "lesion_update",
     "referral_close",
     "referral_due_on",
     "referral_open",
     "review_amend",
+    "review_cover",
     "review_save",
     "review_sign",
+    "review_sign_covering",
 ]
