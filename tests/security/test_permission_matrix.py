@@ -84,6 +84,8 @@ ACCESS: dict[str, frozenset[str]] = {
     "api:analysis-detail": EVERYONE,
     "api:analysis-fhir": EVERYONE,
     "api:analysis-override": DOCTORS,
+    # Similar cases show other patients' confirmed cases: a doctor's comparison aid.
+    "api:analysis-similar": DOCTORS,
     "api:analysis-report": EVERYONE,
     "api:review-list": EVERYONE,
     "api:review-detail": EVERYONE,
