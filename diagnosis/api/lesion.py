@@ -35,6 +35,12 @@ from patients.selectors import patient_get
 
 class LesionOutput(serializers.ModelSerializer):
     patient = serializers.IntegerField(source="patient_id", read_only=True)
+    laterality = serializers.ChoiceField(
+        choices=Laterality.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="The patient's side; empty when not recorded.",
+    )
 
     class Meta:
         model = Lesion
