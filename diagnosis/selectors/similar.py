@@ -24,11 +24,11 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from django.db.models import Prefetch, Q
+from django.db.models import Q
 
 from accounts.models import User
 from accounts.permissions import is_clinic_member
-from diagnosis.models import Analysis, AnalysisStatus, ImageEmbedding, Review
+from diagnosis.models import Analysis, AnalysisStatus, DiagnosisChoice, ImageEmbedding, Review
 from diagnosis.selectors.analysis import analysis_list
 from ml.neighbours import nearest
 
@@ -68,9 +68,7 @@ _LOCK = threading.Lock()
 
 
 def _clinic_rows(clinic_id: int, space: str):
-    return ImageEmbedding.objects.filter(
-        space=space, analysis__image__lesion__patient__clinic_id=clinic_id
-    ).order_by("pk")
+    return ImageEmbedding.objects.filter(clinic_id=clinic_id, space=space).order_by("pk")
 
 
 def _rows(
@@ -130,34 +128,48 @@ def forget_indexes() -> None:
         _INDEXES.clear()
 
 
-def _confirmed(analysis: Analysis) -> tuple[str, str, str] | None:
-    """(code, label, "histology" | "review") of a candidate's final diagnosis, or None."""
-    histology = getattr(analysis.image.lesion, "histopathology", None)
-    if histology is not None:
-        return histology.diagnosis, histology.diagnosis_label, "histology"
-    review = analysis.signed[0] if analysis.signed else None
-    if review is None and analysis.covered_by is not None and analysis.covered_by.is_signed:
-        review = analysis.covered_by
-    if review is not None:
-        return review.diagnosis, review.diagnosis_label, "review"
-    return None
+def _label(code: str, other: str) -> str:
+    if code == DiagnosisChoice.OTHER:
+        return f"Other: {other}"
+    return DiagnosisChoice(code).label if code in DiagnosisChoice.values else code
 
 
-def _candidates(user: User, ids: list[int], lesion_id: int) -> dict[int, Analysis]:
-    queryset = (
+def _confirmations(user: User, ids: list[int], lesion_id: int) -> dict[int, tuple]:
+    """For each candidate that is a confirmed case of another lesion of the user's clinic:
+    (lesion id, diagnosis code, label, "histology" | "review"). Two light queries, values
+    only: the nearest candidates are many, the cases shown five."""
+    rows = (
         analysis_list(user=user)
         .filter(pk__in=ids, status=AnalysisStatus.DONE, overridden_at__isnull=True)
         .exclude(image__lesion_id=lesion_id)
-        .select_related("image__lesion__histopathology", "covered_by")
-        .prefetch_related(
-            Prefetch(
-                "reviews",
-                queryset=Review.objects.filter(signed_at__isnull=False).order_by("-version"),
-                to_attr="signed",
-            )
+        .values_list(
+            "pk",
+            "image__lesion_id",
+            "image__lesion__histopathology__diagnosis",
+            "image__lesion__histopathology__diagnosis_other",
+            "covered_by__signed_at",
+            "covered_by__diagnosis",
+            "covered_by__diagnosis_other",
         )
     )
-    return {analysis.pk: analysis for analysis in queryset}
+    reviews: dict[int, tuple[str, str]] = {}
+    signed = (
+        Review.objects.filter(analysis_id__in=ids, signed_at__isnull=False)
+        .order_by("analysis_id", "version")
+        .values_list("analysis_id", "diagnosis", "diagnosis_other")
+    )
+    for analysis_id, code, other in signed:
+        reviews[analysis_id] = (code, other)  # the newest signed version last
+    out = {}
+    for pk, lesion, histology, histology_other, covered_at, covered, covered_other in rows:
+        if histology:
+            out[pk] = (lesion, histology, _label(histology, histology_other), "histology")
+        elif pk in reviews:
+            code, other = reviews[pk]
+            out[pk] = (lesion, code, _label(code, other), "review")
+        elif covered_at is not None and covered:
+            out[pk] = (lesion, covered, _label(covered, covered_other), "review")
+    return out
 
 
 def _confirmed_ids(user: User) -> np.ndarray:
@@ -177,34 +189,34 @@ def _confirmed_ids(user: User) -> np.ndarray:
     return np.fromiter(ids, dtype=np.int64)
 
 
+@dataclass(frozen=True)
+class _Found:
+    analysis_id: int
+    distance: float
+    diagnosis: str
+    label: str
+    source: str
+
+
 def _take(
     user: User,
     ids: list[int],
     distances: np.ndarray,
     lesion_id: int,
     count: int,
-    found: dict[int, SimilarCase],
+    found: dict[int, _Found],
 ) -> None:
-    """Add the confirmed ones among candidates `ids` (nearest first) to `found`, one per
-    lesion, until it holds `count`."""
-    candidates = _candidates(user, ids, lesion_id)
+    """Add the confirmed ones among candidates `ids` (nearest first) to `found` (by lesion),
+    one per lesion, until it holds `count`."""
+    confirmed = _confirmations(user, ids, lesion_id)
     for analysis_id, distance in zip(ids, distances, strict=True):
         if len(found) == count:
             return
-        candidate = candidates.get(analysis_id)
-        if candidate is None or candidate.image.lesion_id in found:
+        if analysis_id not in confirmed:
             continue
-        confirmed = _confirmed(candidate)
-        if confirmed is None:
-            continue
-        code, label, source = confirmed
-        found[candidate.image.lesion_id] = SimilarCase(
-            analysis=candidate,
-            distance=max(0.0, float(distance)),
-            diagnosis=code,
-            diagnosis_label=label,
-            confirmed_by=source,
-        )
+        lesion, code, label, source = confirmed[analysis_id]
+        if lesion not in found:
+            found[lesion] = _Found(analysis_id, max(0.0, float(distance)), code, label, source)
 
 
 def similar_cases(
@@ -225,7 +237,7 @@ def similar_cases(
     query = np.frombuffer(bytes(own.vector), dtype="<f4")
     index = clinic_index(user.clinic_id, own.space, len(query))
     lesion_id = analysis.image.lesion_id
-    found: dict[int, SimilarCase] = {}  # lesion id -> its nearest confirmed image
+    found: dict[int, _Found] = {}  # lesion id -> its nearest confirmed image
     rows, distances = nearest(index.matrix, query, FIRST_CANDIDATES)
     _take(user, [int(index.analysis_ids[r]) for r in rows], distances, lesion_id, count, found)
     if len(found) < count and len(index.analysis_ids) > FIRST_CANDIDATES:
@@ -237,4 +249,16 @@ def similar_cases(
             _take(user, ids, subset_distances[start : start + 200], lesion_id, count, found)
             if len(found) == count:
                 break
-    return sorted(found.values(), key=lambda case: case.distance)
+    chosen = sorted(found.values(), key=lambda case: case.distance)
+    shown = analysis_list(user=user).in_bulk([case.analysis_id for case in chosen])
+    return [
+        SimilarCase(
+            analysis=shown[case.analysis_id],
+            distance=case.distance,
+            diagnosis=case.diagnosis,
+            diagnosis_label=case.label,
+            confirmed_by=case.source,
+        )
+        for case in chosen
+        if case.analysis_id in shown
+    ]

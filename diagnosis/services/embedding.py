@@ -34,6 +34,7 @@ def embedding_store(analysis: Analysis, embedding: tuple[str, bytes] | None) -> 
     if embedding is None:
         return
     space, vector = embedding
+    clinic_id = analysis.image.lesion.patient.clinic_id
     ImageEmbedding.objects.update_or_create(
-        analysis=analysis, defaults={"space": space, "vector": vector}
+        analysis=analysis, defaults={"space": space, "vector": vector, "clinic_id": clinic_id}
     )

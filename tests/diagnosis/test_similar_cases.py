@@ -36,7 +36,12 @@ def _fresh_indexes():
 def embed(analysis, *direction: float, space: str = SPACE):
     vector = np.asarray(direction, dtype=np.float32)
     vector /= np.linalg.norm(vector)
-    ImageEmbedding.objects.create(analysis=analysis, space=space, vector=vector.tobytes())
+    ImageEmbedding.objects.create(
+        analysis=analysis,
+        clinic_id=analysis.image.lesion.patient.clinic_id,
+        space=space,
+        vector=vector.tobytes(),
+    )
     return analysis
 
 
@@ -222,6 +227,7 @@ def test_the_worker_stores_the_embedding_with_the_prediction(settings, staff, le
     stored = ImageEmbedding.objects.get(analysis=done)
     vector = np.frombuffer(bytes(stored.vector), dtype="<f4")
     assert stored.space.startswith(f"{version}/pca64-")
+    assert stored.clinic_id == lesion.patient.clinic_id
     assert vector.shape == (64,) and np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
     assert "embedding" in done.timings_ms
     assert again[0] == stored.space
