@@ -237,16 +237,18 @@ def render_svg() -> str:
     return "\n".join(lines) + "\n"
 
 
-def marks_svg(marks, *, drawing_url: str, label: str) -> str:
+def marks_svg(marks, *, drawing_url: str, label: str, view: str = "") -> str:
     """The body map drawing (`drawing_url`, the static SVG as an image) with a numbered mark
     for each lesion, coloured by the triage of its latest result, each a link to the lesion's
     page with its description as the tooltip. `marks` are diagnosis.selectors.lesion
     LesionMark-like objects with `number`, `x`, `y`, `level`, `title`, `url`; marks without a
-    region (`region` None) are left out. Returns SVG markup (the caller marks it safe)."""
+    region (`region` None) are left out. `view` ("front" or "back") shows that view alone, at
+    twice the size. Returns SVG markup (the caller marks it safe)."""
     from diagnosis.presentation import LEVEL_COLOURS
 
+    x0, width = {"front": (FRONT_X, 200), "back": (BACK_X, 200)}.get(view, (0, WIDTH))
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{x0} 0 {width} {HEIGHT}" '
         f'class="body-map-marks" role="group" aria-label={quoteattr(label)}>',
         f'<image href={quoteattr(drawing_url)} x="0" y="0" width="{WIDTH}" height="{HEIGHT}"/>',
     ]
@@ -258,9 +260,9 @@ def marks_svg(marks, *, drawing_url: str, label: str) -> str:
             f'<a href={quoteattr(mark.url)} class="mark" data-lesion="{mark.lesion.pk}" '
             f'data-level="{mark.level or "none"}" aria-label={quoteattr(mark.title)}>'
             f"<title>{escape(mark.title)}</title>"
-            f'<circle cx="{_n(mark.x)}" cy="{_n(mark.y)}" r="7" fill="{colour}" stroke="#fff" '
+            f'<circle cx="{_n(mark.x)}" cy="{_n(mark.y)}" r="8" fill="{colour}" stroke="#fff" '
             f'stroke-width="2"/><text x="{_n(mark.x)}" y="{_n(mark.y + 3.5)}" '
-            f'text-anchor="middle" font-size="9" font-weight="bold" fill="#fff" '
+            f'text-anchor="middle" font-size="10" font-weight="bold" fill="#fff" '
             f'font-family="DejaVu Sans, sans-serif">{mark.number}</text></a>'
         )
     parts.append("</svg>")

@@ -26,8 +26,10 @@ from patients.models import Patient
 from patients.selectors import patient_get
 
 
-def _map_svg(marks: list[LesionMark], label: str) -> SafeString:
-    svg = body_map.marks_svg(marks, drawing_url=static(body_map.STATIC_PATH), label=label)
+def _map_svg(marks: list[LesionMark], label: str, view: str = "") -> SafeString:
+    svg = body_map.marks_svg(
+        marks, drawing_url=static(body_map.STATIC_PATH), label=label, view=view
+    )
     return mark_safe(svg)  # noqa: S308 - body_map.marks_svg escapes every string it writes
 
 
@@ -93,7 +95,8 @@ def _single_mark(user: User, lesion) -> tuple[list[LesionMark], SafeString]:
         for mark in selectors.patient_lesion_marks(user=user, patient_id=lesion.patient_id)
         if mark.lesion.pk == lesion.pk
     ]
-    return marks, _map_svg(marks, f"Where lesion {lesion.pk} is: {lesion.site_text}")
+    view = marks[0].region.view if marks and marks[0].region else ""
+    return marks, _map_svg(marks, f"Where lesion {lesion.pk} is: {lesion.site_text}", view)
 
 
 @clinic_role_required()
