@@ -11,11 +11,12 @@ import datetime
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from diagnosis.models import Analysis, DermoscopicImage, Lesion
+from diagnosis.models import Analysis, DermoscopicImage, ImageEmbedding, Lesion
 from tests import factories
 from tests.browser.test_review_flow import _click_and_wait_for_next_page, _log_in
 
@@ -144,6 +145,46 @@ def test_site_on_the_body_map_two_visits_and_the_comparison(browser, live_server
     browser.set_window_size(390, 844)
     assert after.location["y"] >= before.location["y"] + before.size["height"]  # stacked
     _shoot(browser, "lesion-compare")
+    # Printed: no navigation or picker, the two images side by side.
+    browser.set_window_size(1280, 1000)
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    assert not browser.find_element(By.CSS_SELECTOR, ".topbar").is_displayed()
+    assert not browser.find_element(By.ID, "compare-pick").is_displayed()
+    assert before.location["y"] == after.location["y"]
+    _shoot(browser, "lesion-compare-print")
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+
+    # The newer result's similar confirmed cases: another patient's, signed by a doctor.
+    other = factories.LesionFactory(patient=factories.PatientFactory(clinic=clinic))
+    confirmed = factories.DoneAnalysisFactory(
+        image=factories.DermoscopicImageFactory(
+            lesion=other, thumbnail=factories.ContentFile(FIRST.read_bytes(), name="t.jpg")
+        )
+    )
+    factories.ReviewFactory(
+        analysis=confirmed,
+        author=doctor,
+        diagnosis="mel",
+        signed_at=timezone.now(),
+        signed_by=doctor,
+        signed_by_name=doctor.get_full_name(),
+    )
+    for analysis_id, direction in (
+        (first, (1, 0)),
+        (second, (0.8, 0.6)),
+        (confirmed.pk, (0.6, 0.8)),
+    ):
+        ImageEmbedding.objects.create(
+            analysis_id=analysis_id,
+            clinic=clinic,
+            space="test/pca2-0",
+            vector=np.asarray(direction, dtype="<f4").tobytes(),
+        )
+    browser.get(live_server.url + reverse("diagnosis:analysis", args=[second]))
+    panel = browser.find_element(By.ID, "similar-cases")
+    assert f'data-analysis="{confirmed.pk}"' in panel.get_attribute("innerHTML")
+    assert "Melanoma" in panel.text and "distance 0.04" in panel.text
+    _shoot(browser, "similar-cases")
 
     # The patient page marks the lesion, urgent now.
     browser.get(live_server.url + reverse("patients:detail", args=[patient.pk]))
