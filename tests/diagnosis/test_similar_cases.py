@@ -232,3 +232,28 @@ def test_the_worker_stores_the_embedding_with_the_prediction(settings, staff, le
     assert "embedding" in done.timings_ms
     assert again[0] == stored.space
     assert float(np.frombuffer(again[1], dtype="<f4") @ vector) > 0.98
+
+
+def test_a_patients_export_holds_the_embedding_and_erasure_removes_it_from_the_search(
+    clinic, doctor, clinic_admin
+):
+    import base64
+    import json
+
+    from patients.services.rights import patient_erase, patient_export
+
+    query = query_in(clinic, 1, 0, 0, 0)
+    confirmed = case(clinic, 1, 0.1, 0, 0, doctor=doctor)
+    patient = confirmed.image.lesion.patient
+    assert [c.analysis.pk for c in similar_cases(user=doctor, analysis=query)] == [confirmed.pk]
+
+    exported = json.loads(patient_export(actor=doctor, patient=patient))
+    (row,) = exported["records"]["diagnosis.imageembedding"]
+    vector = np.frombuffer(base64.b64decode(row["vector"]["base64"]), dtype="<f4")
+    assert vector.shape == (4,)
+
+    patient_erase(actor=clinic_admin, patient=patient, confirm_mrn=patient.mrn)
+
+    assert not ImageEmbedding.objects.filter(analysis_id=confirmed.pk).exists()
+    # The process's index still holds the vector until its rebuild; it is never shown.
+    assert similar_cases(user=doctor, analysis=query) == []
