@@ -149,3 +149,16 @@ def test_a_covered_result_names_the_review_that_covers_it(client, doctor, visit)
     states = {e.analysis.pk: e.review_state for e in timeline.entries}
     assert states[visit["first"].pk].startswith(f"Covered by {doctor.get_full_name()}")
     assert states[visit["second"].pk] == "Awaiting review"
+
+
+def test_the_report_of_a_covered_image_names_the_covering_review(client, doctor, visit):
+    services.review_sign_covering(
+        actor=doctor, analysis=visit["newest"], cover=[visit["first"]], **REVIEW
+    )
+    client.force_login(doctor)
+
+    body = client.get(reverse("reports:analysis_print", args=[visit["first"].pk])).content.decode()
+
+    assert "Covered by the review of another image of this visit." in body
+    assert f"(image {visit['newest'].image_id})" in body
+    assert "NOT REVIEWED" not in body
