@@ -93,6 +93,10 @@ DATABASES = {
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
     )
 }
+# PostgreSQL in production: DATABASE_URL is a role that owns nothing, DATABASE_MIGRATE_URL the
+# same database as its owner; `manage.py migrate` logs in as the owner and then grants the
+# portal's role read-and-append on the audit trail (accounts.db_roles, docs/deployment.md).
+DATABASE_MIGRATE_URL = os.environ.get("DATABASE_MIGRATE_URL", "")
 # Several test runs may share one PostgreSQL server; each can name its own test database.
 if os.environ.get("DATABASE_TEST_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["DATABASE_TEST_NAME"]}
