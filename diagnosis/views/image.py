@@ -43,6 +43,9 @@ def image_upload(request: HttpRequest, patient_id: int) -> HttpResponse:
     else:
         form = ImageUploadForm(lesions=lesions, initial={"lesion": request.GET.get("lesion")})
     status = 400 if form.is_bound else 200
+    # The page names the patient and lists their lesions; a successful upload is audited by
+    # the service instead.
+    audit_record(action="patient.view", request=request, obj=patient, page="upload")
     return render(
         request, "diagnosis/upload.html", {"form": form, "patient": patient}, status=status
     )
