@@ -43,6 +43,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "queue": queue,
             "recent": recent,
             "overdue_referrals": overdue_referral_count(user=request.user),
+            "beat_late": selectors.sweep_late(),
         },
     )
 

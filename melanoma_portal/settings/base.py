@@ -267,7 +267,17 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-# celery beat: re-send analyses whose message was lost (a broker restart, a dead worker).
+# An analysis's limits: the soft one lets it record why it stopped; at the hard one the pool
+# kills it. The stale sweep treats an analysis still `running` after the hard limit as lost.
+ANALYSIS_SOFT_TIME_LIMIT_S = int(os.environ.get("ANALYSIS_SOFT_TIME_LIMIT_S", "120"))
+ANALYSIS_TIME_LIMIT_S = int(os.environ.get("ANALYSIS_TIME_LIMIT_S", "180"))
+# An analysis interrupted this many times (worker killed, hard time limit) is failed, not re-run.
+ANALYSIS_MAX_ATTEMPTS = int(os.environ.get("ANALYSIS_MAX_ATTEMPTS", "3"))
+# A queued analysis whose message may have been lost (a broker restart) is re-sent after this.
+REQUEUE_QUEUED_AFTER_S = int(os.environ.get("REQUEUE_QUEUED_AFTER_S", "900"))
+REQUEUE_STALE_EVERY_S = float(os.environ.get("REQUEUE_STALE_EVERY_S", "60"))
+# celery beat (bin/beat, its own process): re-send analyses whose message was lost (a broker
+# restart, a whole worker killed on the filesystem broker), purge expired originals.
 CELERY_BEAT_SCHEDULE = {
     # Delete original images past their clinic's retention period (diagnosis.tasks).
     "purge-expired-originals": {
@@ -276,7 +286,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "requeue-stale-analyses": {
         "task": "diagnosis.tasks.requeue_stale_analyses",
-        "schedule": float(os.environ.get("REQUEUE_STALE_EVERY_S", "300")),
+        "schedule": REQUEUE_STALE_EVERY_S,
     },
 }
 

@@ -93,6 +93,8 @@ PUBLIC = {
     "api:schema": "API description, no data",
     "api:docs": "API description viewer",
     "api:redoc": "API description viewer",
+    # Load balancers and monitoring ask it: database reachable, beat alive; no data.
+    "readyz": "health check, no data",
 }
 
 # Not part of the matrix: other access rules, tested where they live.
