@@ -297,6 +297,13 @@ ML_TORCH_THREADS = int(os.environ.get("ML_TORCH_THREADS", "1"))
 # Upload limits (clinical dermoscopes produce a few MB; anything beyond is an error or attack).
 UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", str(20 * 1024 * 1024)))
 UPLOAD_MAX_PIXELS = int(os.environ.get("UPLOAD_MAX_PIXELS", str(50_000_000)))
+# The worker analyses a downscaled working copy of at most this many pixels (the original is
+# kept as uploaded): the network sees 192 pixels, and a 7000 x 7000 upload cost 19 s of worker
+# time at full size (diagnosis.services.image.image_for_analysis, ml.imaging.working_copy).
+ANALYSIS_MAX_PIXELS = int(os.environ.get("ANALYSIS_MAX_PIXELS", str(2048 * 2048)))
+# Uploads one clinic may make in any hour, pages and API together; beyond it they get a 429
+# that says when uploads resume, so one user cannot starve every clinic's shared workers.
+UPLOAD_QUOTA_PER_CLINIC_HOUR = int(os.environ.get("UPLOAD_QUOTA_PER_CLINIC_HOUR", "200"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
