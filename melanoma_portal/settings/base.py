@@ -11,6 +11,13 @@ from pathlib import Path
 import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
+# Files at rest: whatever a portal process creates (the SQLite database and its journal, the
+# filesystem broker's messages, var/ itself) is readable by its owner and group only, never by
+# other users of the machine: 0640 files, 0750 folders. Set here because every process (web,
+# worker, beat, manage.py) reads these settings before it writes anything; bin/ scripts set
+# the same umask for the shell. PORTAL_UMASK=077 makes it owner-only (0600).
+PORTAL_UMASK = int(os.environ.get("PORTAL_UMASK", "027"), 8)
+os.umask(PORTAL_UMASK)
 # Runtime state (SQLite file, uploaded media, the filesystem broker) lives outside the code and
 # outside the static root.
 VAR_DIR = Path(os.environ.get("PORTAL_VAR_DIR", BASE_DIR / "var"))
@@ -30,6 +37,8 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-m
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+# Check ids a deployment has decided to accept, e.g. diagnosis.W001 on an encrypted volume.
+SILENCED_SYSTEM_CHECKS = env_list("DJANGO_SILENCED_SYSTEM_CHECKS")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -207,10 +216,19 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 # Patient images: never under STATIC_ROOT and never served by URL; a view checks the clinic.
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 MEDIA_URL = None
+# Django chmods every stored file to FILE_UPLOAD_PERMISSIONS whatever the umask (its default is
+# 0644, world-readable): patient images and heatmaps are 0640, their folders 0750, or stricter
+# with PORTAL_UMASK.
+FILE_UPLOAD_PERMISSIONS = 0o666 & ~PORTAL_UMASK
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o777 & ~PORTAL_UMASK
 
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage",
+        # Public assets, served by whatever web server reads STATIC_ROOT: not under the umask.
+        "OPTIONS": {"file_permissions_mode": 0o644, "directory_permissions_mode": 0o755},
+    },
 }
 # Originals and heatmaps encrypted at rest on the portal's own disk when a key is configured.
 IMAGE_ENCRYPTION_KEY = os.environ.get("IMAGE_ENCRYPTION_KEY", "")
