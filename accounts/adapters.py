@@ -11,6 +11,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 
 from accounts import lockout
+from accounts.audit import audit_record
+from accounts.models import User
 from melanoma_portal.client_address import client_ip
 
 
@@ -41,10 +43,22 @@ class ClinicAccountAdapter(DefaultAccountAdapter):
         return lockout.account_key(credentials.get("email") or credentials.get("username") or "")
 
     def pre_authenticate(self, request: HttpRequest, **credentials: Any) -> None:
-        """allauth's, with the refusal saying whose limit it is and when to try again."""
+        """allauth's, with the refusal saying whose limit it is and when to try again, and
+        recorded: the lock-out refuses before the password is checked, so Django's
+        user_login_failed (accounts.signals) never hears of the attempt."""
         key = self._get_login_attempts_cache_key(request, **credentials)
         self._login_failed_rl_usage = ratelimit.consume(
             request, app=lockout.APP, action=lockout.ACTION, key=key
         )
         if not self._login_failed_rl_usage:
-            raise ValidationError(lockout.refusal(request, key).message)
+            refusal = lockout.refusal(request, key)
+            identifier = str(credentials.get("email") or credentials.get("username") or "")[:254]
+            user = User.objects.filter(email__iexact=identifier).first() if identifier else None
+            audit_record(
+                action="login.locked_out",
+                user=user,
+                request=request,
+                email=identifier,
+                locked=refusal.per,  # "key": this account; "ip": this client address
+            )
+            raise ValidationError(refusal.message)

@@ -7,8 +7,10 @@ import logging
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init
+from django.conf import settings
 
 from diagnosis import services
+from diagnosis.models.housekeeping import SWEEP
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +33,9 @@ def load_classifier_at_start(**kwargs) -> None:
 @shared_task(
     acks_late=True,
     reject_on_worker_lost=True,
-    soft_time_limit=120,
-    time_limit=180,
+    # From settings, so the stale sweep keys on the same limit (and a test can shorten both).
+    soft_time_limit=settings.ANALYSIS_SOFT_TIME_LIMIT_S,
+    time_limit=settings.ANALYSIS_TIME_LIMIT_S,
     max_retries=0,
 )
 def analyse_image(analysis_id: int) -> str:
@@ -56,7 +59,10 @@ def analyse_image(analysis_id: int) -> str:
 
 @shared_task(soft_time_limit=60, time_limit=90)
 def requeue_stale_analyses() -> int:
-    return services.analysis_requeue_stale()
+    sent = services.analysis_requeue_stale()
+    # The dashboard and /readyz read this to tell that beat (and a worker) are alive.
+    services.heartbeat_record(name=SWEEP)
+    return sent
 
 
 @shared_task(soft_time_limit=600, time_limit=900)

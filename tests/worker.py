@@ -4,6 +4,9 @@
         ...                        # enqueue; the worker consumes from the same broker
         worker.kill()              # SIGKILL mid-task (fault tests), then start another
 
+    with celery_beat(schedule=tmp_path / "schedule", env=env):
+        ...                        # beat in its own process, as bin/beat runs it
+
 The worker is `celery -A melanoma_portal worker` in a subprocess, so it is the same code path as
 production: its own process, its own database connection, the classifier loaded once. It sees
 the test database only if that database is a server (PostgreSQL) and the test commits its rows
@@ -94,6 +97,26 @@ class WorkerProcess:
             self.kill()
 
 
+def _environment(overrides: dict[str, str] | None) -> dict[str, str]:
+    """This process's environment, pointed at the current test database, broker and media;
+    `overrides` win."""
+    environment = dict(os.environ)
+    environment.update(
+        DJANGO_SETTINGS_MODULE=os.environ.get(
+            "DJANGO_SETTINGS_MODULE", "melanoma_portal.settings.test"
+        ),
+        DATABASE_URL=test_database_url(),
+        DATABASE_CONN_MAX_AGE="0",
+        CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
+        CELERY_RESULT_BACKEND=str(settings.CELERY_RESULT_BACKEND),
+        MEDIA_ROOT=str(settings.MEDIA_ROOT),
+        ML_MODELS_ROOT=str(settings.ML_MODELS_ROOT),
+        PYTHONUNBUFFERED="1",
+    )
+    environment.update(overrides or {})
+    return environment
+
+
 @contextmanager
 def celery_worker(
     *,
@@ -112,20 +135,7 @@ def celery_worker(
     messages left in the queue by earlier runs; leave it off when a test relies on a message
     surviving a worker's death.
     """
-    worker_env = dict(os.environ)
-    worker_env.update(
-        DJANGO_SETTINGS_MODULE=os.environ.get(
-            "DJANGO_SETTINGS_MODULE", "melanoma_portal.settings.test"
-        ),
-        DATABASE_URL=test_database_url(),
-        DATABASE_CONN_MAX_AGE="0",
-        CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
-        CELERY_RESULT_BACKEND=str(settings.CELERY_RESULT_BACKEND),
-        MEDIA_ROOT=str(media_root or settings.MEDIA_ROOT),
-        ML_MODELS_ROOT=str(settings.ML_MODELS_ROOT),
-        PYTHONUNBUFFERED="1",
-    )
-    worker_env.update(env or {})
+    worker_env = _environment({"MEDIA_ROOT": str(media_root or settings.MEDIA_ROOT), **(env or {})})
     log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept for the worker's lifetime
         prefix="celery-worker-", suffix=".log", delete=False
     )
@@ -151,6 +161,47 @@ def celery_worker(
         yield worker
     finally:
         worker.stop()
+        log_file.close()
+
+
+class BeatProcess(WorkerProcess):
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "beat: Starting..." in self.log():
+                return
+            if not self.is_alive():
+                raise RuntimeError(f"beat exited before it started:\n{self.log()[-3000:]}")
+            time.sleep(0.2)
+        raise TimeoutError(f"beat not started after {timeout}s:\n{self.log()[-3000:]}")
+
+
+@contextmanager
+def celery_beat(*, schedule: Path, env: dict[str, str] | None = None) -> Iterator[BeatProcess]:
+    """Run `celery beat` (its own process, as bin/beat does) for the duration of the block,
+    with the same environment rules as celery_worker; its schedule file is `schedule`."""
+    beat_env = _environment(env)
+    log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept for the process's lifetime
+        prefix="celery-beat-", suffix=".log", delete=False
+    )
+    command = [
+        sys.executable, "-m", "celery", "-A", "melanoma_portal", "beat",
+        f"--schedule={schedule}", "--loglevel=INFO",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command,
+        cwd=REPO_ROOT,
+        env=beat_env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    beat = BeatProcess(process, Path(log_file.name))
+    try:
+        beat.wait_ready()
+        yield beat
+    finally:
+        beat.stop()
         log_file.close()
 
 

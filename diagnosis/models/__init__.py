@@ -11,6 +11,7 @@ from diagnosis.models.analysis import (
     heatmap_upload_path,
 )
 from diagnosis.models.histopathology import Histopathology
+from diagnosis.models.housekeeping import Heartbeat
 from diagnosis.models.lesion import AnatomicSite, DermoscopicImage, Lesion, image_upload_path
 from diagnosis.models.referral import (
     REFERRING_DECISIONS,
@@ -27,6 +28,7 @@ __all__ = [
     "AnatomicSite",
     "DermoscopicImage",
     "DiagnosisChoice",
+    "Heartbeat",
     "Histopathology",
     "Lesion",
     "Management",

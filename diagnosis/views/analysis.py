@@ -31,7 +31,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     queue = list(selectors.live_queue(user=request.user)[:QUEUE_SHOWN])
     for analysis in queue:
         analysis.position = selectors.queue_position(analysis=analysis)
-    recent = selectors.analysis_list(user=request.user).order_by("-queued_at", "-id")[:RECENT]
+    recent = list(selectors.analysis_list(user=request.user).order_by("-queued_at", "-id")[:RECENT])
+    # The queue and the recent list name patients and MRNs: one event, naming each patient shown.
+    shown = sorted({analysis.image.lesion.patient_id for analysis in [*queue, *recent]})
+    audit_record(action="dashboard.view", request=request, patients=shown)
     return render(
         request,
         "diagnosis/dashboard.html",
@@ -40,6 +43,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "queue": queue,
             "recent": recent,
             "overdue_referrals": overdue_referral_count(user=request.user),
+            "beat_late": selectors.sweep_late(),
         },
     )
 

@@ -11,6 +11,13 @@ from pathlib import Path
 import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
+# Files at rest: whatever a portal process creates (the SQLite database and its journal, the
+# filesystem broker's messages, var/ itself) is readable by its owner and group only, never by
+# other users of the machine: 0640 files, 0750 folders. Set here because every process (web,
+# worker, beat, manage.py) reads these settings before it writes anything; bin/ scripts set
+# the same umask for the shell. PORTAL_UMASK=077 makes it owner-only (0600).
+PORTAL_UMASK = int(os.environ.get("PORTAL_UMASK", "027"), 8)
+os.umask(PORTAL_UMASK)
 # Runtime state (SQLite file, uploaded media, the filesystem broker) lives outside the code and
 # outside the static root.
 VAR_DIR = Path(os.environ.get("PORTAL_VAR_DIR", BASE_DIR / "var"))
@@ -30,6 +37,8 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-m
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+# Check ids a deployment has decided to accept, e.g. diagnosis.W001 on an encrypted volume.
+SILENCED_SYSTEM_CHECKS = env_list("DJANGO_SILENCED_SYSTEM_CHECKS")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -93,6 +102,10 @@ DATABASES = {
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
     )
 }
+# PostgreSQL in production: DATABASE_URL is a role that owns nothing, DATABASE_MIGRATE_URL the
+# same database as its owner; `manage.py migrate` logs in as the owner and then grants the
+# portal's role read-and-append on the audit trail (accounts.db_roles, docs/deployment.md).
+DATABASE_MIGRATE_URL = os.environ.get("DATABASE_MIGRATE_URL", "")
 # Several test runs may share one PostgreSQL server; each can name its own test database.
 if os.environ.get("DATABASE_TEST_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["DATABASE_TEST_NAME"]}
@@ -203,10 +216,19 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 # Patient images: never under STATIC_ROOT and never served by URL; a view checks the clinic.
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 MEDIA_URL = None
+# Django chmods every stored file to FILE_UPLOAD_PERMISSIONS whatever the umask (its default is
+# 0644, world-readable): patient images and heatmaps are 0640, their folders 0750, or stricter
+# with PORTAL_UMASK.
+FILE_UPLOAD_PERMISSIONS = 0o666 & ~PORTAL_UMASK
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o777 & ~PORTAL_UMASK
 
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage",
+        # Public assets, served by whatever web server reads STATIC_ROOT: not under the umask.
+        "OPTIONS": {"file_permissions_mode": 0o644, "directory_permissions_mode": 0o755},
+    },
 }
 # Originals and heatmaps encrypted at rest on the portal's own disk when a key is configured.
 IMAGE_ENCRYPTION_KEY = os.environ.get("IMAGE_ENCRYPTION_KEY", "")
@@ -263,7 +285,17 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-# celery beat: re-send analyses whose message was lost (a broker restart, a dead worker).
+# An analysis's limits: the soft one lets it record why it stopped; at the hard one the pool
+# kills it. The stale sweep treats an analysis still `running` after the hard limit as lost.
+ANALYSIS_SOFT_TIME_LIMIT_S = int(os.environ.get("ANALYSIS_SOFT_TIME_LIMIT_S", "120"))
+ANALYSIS_TIME_LIMIT_S = int(os.environ.get("ANALYSIS_TIME_LIMIT_S", "180"))
+# An analysis interrupted this many times (worker killed, hard time limit) is failed, not re-run.
+ANALYSIS_MAX_ATTEMPTS = int(os.environ.get("ANALYSIS_MAX_ATTEMPTS", "3"))
+# A queued analysis whose message may have been lost (a broker restart) is re-sent after this.
+REQUEUE_QUEUED_AFTER_S = int(os.environ.get("REQUEUE_QUEUED_AFTER_S", "900"))
+REQUEUE_STALE_EVERY_S = float(os.environ.get("REQUEUE_STALE_EVERY_S", "60"))
+# celery beat (bin/beat, its own process): re-send analyses whose message was lost (a broker
+# restart, a whole worker killed on the filesystem broker), purge expired originals.
 CELERY_BEAT_SCHEDULE = {
     # Delete original images past their clinic's retention period (diagnosis.tasks).
     "purge-expired-originals": {
@@ -272,7 +304,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "requeue-stale-analyses": {
         "task": "diagnosis.tasks.requeue_stale_analyses",
-        "schedule": float(os.environ.get("REQUEUE_STALE_EVERY_S", "300")),
+        "schedule": REQUEUE_STALE_EVERY_S,
     },
 }
 
@@ -283,6 +315,13 @@ ML_TORCH_THREADS = int(os.environ.get("ML_TORCH_THREADS", "1"))
 # Upload limits (clinical dermoscopes produce a few MB; anything beyond is an error or attack).
 UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", str(20 * 1024 * 1024)))
 UPLOAD_MAX_PIXELS = int(os.environ.get("UPLOAD_MAX_PIXELS", str(50_000_000)))
+# The worker analyses a downscaled working copy of at most this many pixels (the original is
+# kept as uploaded): the network sees 192 pixels, and a 7000 x 7000 upload cost 19 s of worker
+# time at full size (diagnosis.services.image.image_for_analysis, ml.imaging.working_copy).
+ANALYSIS_MAX_PIXELS = int(os.environ.get("ANALYSIS_MAX_PIXELS", str(2048 * 2048)))
+# Uploads one clinic may make in any hour, pages and API together; beyond it they get a 429
+# that says when uploads resume, so one user cannot starve every clinic's shared workers.
+UPLOAD_QUOTA_PER_CLINIC_HOUR = int(os.environ.get("UPLOAD_QUOTA_PER_CLINIC_HOUR", "200"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
