@@ -5,7 +5,9 @@ the environment here, once, with defaults that run on one laptop with no service
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -192,26 +194,53 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 MEDIA_URL = None
 
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-}
-# Originals and heatmaps encrypted at rest on the portal's own disk when a key is configured.
-IMAGE_ENCRYPTION_KEY = os.environ.get("IMAGE_ENCRYPTION_KEY", "")
-if IMAGE_ENCRYPTION_KEY:
-    STORAGES["default"] = {"BACKEND": "melanoma_portal.storage.EncryptedFileSystemStorage"}
-if os.environ.get("AWS_STORAGE_BUCKET_NAME"):
-    STORAGES["default"] = {
-        "BACKEND": "storages.backends.s3.S3Storage",
+
+def default_storage_from_env(env: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """Where patient files (originals, thumbnails, heatmaps) are kept, from the environment.
+
+    An S3 bucket when AWS_STORAGE_BUCKET_NAME names one (AWS_S3_ENDPOINT_URL for any other S3
+    server; credentials from boto3's usual chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or an
+    instance role), else the portal's own disk under MEDIA_ROOT. Either way encrypted by the
+    portal first when IMAGE_ENCRYPTION_KEY is set. A function so that the tests build the very
+    same configuration for their own S3 server.
+    """
+    encrypted = bool(env.get("IMAGE_ENCRYPTION_KEY"))
+    bucket = env.get("AWS_STORAGE_BUCKET_NAME", "")
+    if not bucket:
+        if encrypted:
+            return {"BACKEND": "melanoma_portal.storage.EncryptedFileSystemStorage"}
+        return {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    encryption = env.get("AWS_S3_SERVER_SIDE_ENCRYPTION", "AES256")
+    object_parameters = {"ServerSideEncryption": encryption}
+    if env.get("AWS_S3_SSE_KMS_KEY_ID"):
+        object_parameters["SSEKMSKeyId"] = env["AWS_S3_SSE_KMS_KEY_ID"]
+    return {
+        "BACKEND": "melanoma_portal.storage_s3."
+        + ("EncryptedS3Storage" if encrypted else "PrivateS3Storage"),
         "OPTIONS": {
-            "bucket_name": os.environ["AWS_STORAGE_BUCKET_NAME"],
+            "bucket_name": bucket,
+            "endpoint_url": env.get("AWS_S3_ENDPOINT_URL") or None,
+            "region_name": env.get("AWS_S3_REGION_NAME") or None,
+            "addressing_style": env.get("AWS_S3_ADDRESSING_STYLE") or None,
+            # Several portals (staging, production) may share one bucket under their own prefix.
+            "location": env.get("AWS_S3_KEY_PREFIX", ""),
             "default_acl": "private",
+            # url() refuses anyway (storage_s3); short-lived signatures if that ever changed.
             "querystring_auth": True,
+            "querystring_expire": 60,
             "file_overwrite": False,
             # Server-side encryption at rest for every object the portal writes.
-            "object_parameters": {"ServerSideEncryption": "AES256"},
+            "object_parameters": object_parameters,
         },
     }
+
+
+STORAGES = {
+    "default": default_storage_from_env(),
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Originals and heatmaps encrypted at rest (the disk's, or the bucket's) when a key is set.
+IMAGE_ENCRYPTION_KEY = os.environ.get("IMAGE_ENCRYPTION_KEY", "")
 
 # Celery: the filesystem transport runs a real worker with no server; set the URLs for Redis.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
