@@ -280,6 +280,19 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Queues per kind of work, each with its own workers and concurrency (docs/deploy.md): the
+# classifier's analyses; reports and exports; housekeeping (the beat schedule's tasks, and any
+# task not routed here). bin/worker consumes all three unless WORKER_QUEUES names some.
+CELERY_QUEUE_INFERENCE = "inference"
+CELERY_QUEUE_REPORTS = "reports"
+CELERY_QUEUE_HOUSEKEEPING = "housekeeping"
+PORTAL_QUEUES = [CELERY_QUEUE_INFERENCE, CELERY_QUEUE_REPORTS, CELERY_QUEUE_HOUSEKEEPING]
+CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUE_HOUSEKEEPING
+CELERY_TASK_ROUTES = {
+    "diagnosis.tasks.analyse_image": {"queue": CELERY_QUEUE_INFERENCE},
+    "reports.tasks.*": {"queue": CELERY_QUEUE_REPORTS},
+    "patients.tasks.*": {"queue": CELERY_QUEUE_REPORTS},
+}
 # celery beat: re-send analyses whose message was lost (a broker restart, a dead worker).
 CELERY_BEAT_SCHEDULE = {
     # Delete original images past their clinic's retention period (diagnosis.tasks).
