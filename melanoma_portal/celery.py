@@ -10,3 +10,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "melanoma_portal.settings.dev")
 app = Celery("melanoma_portal", task_cls="celery.contrib.django.task:DjangoTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+# Request ids carried into tasks, task outcomes in the logs and metrics, and each worker host's
+# metrics endpoint: signal handlers, connected by importing them (issue 17).
+from melanoma_portal import task_signals  # noqa: E402, F401

@@ -55,6 +55,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Request latency for Prometheus, the request id for the logs, then /healthz, /readyz and
+    # /metrics answered before host checks and HTTPS redirects (melanoma_portal.ops).
+    "melanoma_portal.metrics.RequestMetricsMiddleware",
+    "melanoma_portal.logs.RequestIdMiddleware",
+    "melanoma_portal.ops.OpsEndpointsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "accounts.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -369,9 +374,28 @@ SPECTACULAR_SETTINGS = {
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
 CORS_URLS_REGEX = r"^/api/.*$"
 
+# Prometheus scrapes /metrics with `Authorization: Bearer <METRICS_TOKEN>`; unset, no /metrics.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+
+# LOG_FORMAT=json: one JSON object a line (production's default); text for a terminal. Both
+# carry the request id, in the web process and in the tasks it queued (melanoma_portal.logs).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "melanoma_portal.logs.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "melanoma_portal.logs.JsonFormatter"},
+        "text": {"format": "%(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": "json" if LOG_FORMAT == "json" else "text",
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+# In JSON mode a worker logs through the same handler, not Celery's own text format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"

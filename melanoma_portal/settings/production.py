@@ -33,3 +33,9 @@ SESSION_COOKIE_NAME = "__Host-sessionid"
 CSRF_COOKIE_NAME = "__Host-csrftoken"
 # Doctors and clinic admins cannot opt out of two-factor authentication in production.
 MFA_REQUIRED_ROLES = env_list("MFA_REQUIRED_ROLES", "admin,doctor")
+
+# Logs as one JSON object a line unless LOG_FORMAT says otherwise (melanoma_portal.logs).
+if not os.environ.get("LOG_FORMAT"):
+    LOG_FORMAT = "json"
+    LOGGING["handlers"]["console"]["formatter"] = "json"  # noqa: F405
+    CELERY_WORKER_HIJACK_ROOT_LOGGER = False
