@@ -52,6 +52,8 @@ INSTALLED_APPS = [
     "patients",
     "diagnosis",
     "reports",
+    # The project's own commands: backup and restore (melanoma_portal.backup).
+    "melanoma_portal",
 ]
 
 MIDDLEWARE = [
