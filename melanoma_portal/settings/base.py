@@ -280,6 +280,10 @@ else:
         # A fault test may shorten it to see redelivery quickly (tests/security/).
         "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT_S", "600"))
     }
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        # kombu looks for such messages every 10 s but scans only on every 10th look by
+        # default: a dead worker's analysis waited up to 100 s past the timeout. Every look.
+        CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_throttle"] = 1
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
