@@ -27,6 +27,8 @@ accesslog = None  # nginx logs every request, with its $request_id
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 proc_name = "melanoma-portal-web"
+# systemd starts, reloads (HUP) and stops gunicorn; no runtime control socket in $HOME.
+control_socket_disable = True
 
 # prometheus-client's multiprocess mode: each worker writes its samples into this folder and
 # /metrics adds them up. Emptied at start: samples of a previous run's processes are stale.

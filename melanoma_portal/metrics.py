@@ -29,6 +29,10 @@ from prometheus_client import (
 )
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+if os.environ.get(MULTIPROC_DIR_ENV):
+    # Each process writes its samples there from its first metric on; a missing folder would
+    # stop every process of the portal (manage.py included) at import.
+    os.makedirs(os.environ[MULTIPROC_DIR_ENV], exist_ok=True)
 
 REQUEST_LATENCY = Histogram(
     "portal_http_request_duration_seconds",

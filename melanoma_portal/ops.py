@@ -90,6 +90,10 @@ def check_storage() -> str | None:
     except Exception as exc:
         name = getattr(getattr(storage, "bucket", None), "name", "") or "?"
         return f"the storage bucket {name!r} is unreachable ({type(exc).__name__}: {exc})"
+    try:
+        location.mkdir(parents=True, exist_ok=True)  # as the first upload would
+    except OSError:
+        pass
     if not location.is_dir() or not os.access(location, os.W_OK):
         return f"the media folder {location} is missing or not writable"
     return None

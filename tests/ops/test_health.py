@@ -62,10 +62,19 @@ def test_readyz_names_an_unreachable_broker_and_a_missing_model(client, settings
     assert checks["database"] == "ok"
 
 
-def test_readyz_names_a_media_folder_that_cannot_be_written(client, settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "not-there"
+def test_readyz_names_a_media_folder_that_cannot_be_made(client, settings, tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    settings.MEDIA_ROOT = tmp_path / "a-file" / "media"
+
     status, checks = _readyz(client)
+
     assert status == 503
-    assert (
-        checks["storage"] == f"the media folder {tmp_path / 'not-there'} is missing or not writable"
+    assert checks["storage"] == (
+        f"the media folder {settings.MEDIA_ROOT} is missing or not writable"
     )
+
+
+def test_readyz_makes_a_fresh_installations_media_folder(client, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "fresh" / "media"
+    status, checks = _readyz(client)
+    assert checks["storage"] == "ok" and settings.MEDIA_ROOT.is_dir()
