@@ -23,6 +23,7 @@ from diagnosis import services
 from diagnosis.models import Analysis, AnalysisStatus, DermoscopicImage
 from patients.services.rights import patient_erase
 from tests import factories
+from tests.s3 import S3Bucket
 from tests.worker import celery_worker, require_shared_services, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -147,3 +148,18 @@ def _base64(text: str) -> bytes:
     import base64
 
     return base64.b64decode(text)
+
+
+def test_readyz_says_storage_ok_for_the_bucket_and_names_one_that_does_not_exist(
+    s3_bucket, client, settings
+):
+    assert client.get("/readyz").json()["checks"]["storage"] == "ok"
+
+    missing = S3Bucket(s3_bucket.endpoint, "portal-never-created")
+    settings.STORAGES = {**settings.STORAGES, "default": missing.storage_setting()}
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["storage"].startswith(
+        "the storage bucket 'portal-never-created' is unreachable"
+    )
