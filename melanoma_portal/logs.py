@@ -54,7 +54,7 @@ class RequestIdFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not getattr(record, "request_id", ""):
-            record.request_id = request_id_var.get()
+            record.request_id = request_id_var.get() or "-"
         return True
 
 
@@ -68,7 +68,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
-            "request_id": getattr(record, "request_id", "") or request_id_var.get(),
+            "request_id": request_id_var.get() or getattr(record, "request_id", "").strip("-"),
         }
         for key, value in record.__dict__.items():
             if key not in _RECORD_ATTRIBUTES and not key.startswith("_"):
