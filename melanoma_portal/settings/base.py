@@ -284,6 +284,18 @@ else:
         # kombu looks for such messages every 10 s but scans only on every 10th look by
         # default: a dead worker's analysis waited up to 100 s past the timeout. Every look.
         CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_throttle"] = 1
+# No task's return value is read (the database holds every outcome); storing none also means
+# sending a task never waits on the result store.
+CELERY_TASK_IGNORE_RESULT = True
+# A broker that is down costs an upload about two seconds, not twenty: the analysis stays
+# queued in the database and the beat sweep sends it once the broker is back.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
