@@ -8,6 +8,7 @@ on the test's database (and, with tests/nginx.py, nginx in front of it).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,7 +30,8 @@ def gunicorn_server(
     *, env: dict[str, str] | None = None, workers: int = 2, ready_timeout: float = 60
 ) -> Iterator[str]:
     port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix="gunicorn-", suffix=".log", delete=False)  # noqa: SIM115
+    run_dir = Path(tempfile.mkdtemp(prefix="gunicorn-"))
+    log = (run_dir / "gunicorn.log").open("w")
     server_env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": os.environ.get(
@@ -43,7 +45,7 @@ def gunicorn_server(
         "ML_MODELS_ROOT": str(settings.ML_MODELS_ROOT),
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": str(workers),
-        "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="gunicorn-prometheus-"),
+        "PROMETHEUS_MULTIPROC_DIR": str(run_dir / "prometheus"),
         **(env or {}),
     }
     process = subprocess.Popen(
@@ -66,6 +68,7 @@ def gunicorn_server(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
         log.close()
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _wait_healthy(base_url: str, process, log: Path, timeout: float) -> None:
