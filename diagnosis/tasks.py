@@ -11,6 +11,7 @@ from django.conf import settings
 
 from diagnosis import services
 from diagnosis.models.housekeeping import SWEEP
+from melanoma_portal import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,22 @@ def analyse_image(analysis_id: int) -> str:
             reason=f"The analysis failed ({type(exc).__name__}); press Retry to queue it again.",
         )
         return "failed"
+    _observe(analysis)
     return analysis.status if analysis is not None else "skipped"
+
+
+def _observe(analysis) -> None:
+    """A finished analysis's inference time and queue wait, for this worker host's metrics
+    (its outcome is counted for every task by melanoma_portal.task_signals)."""
+    timings = (analysis.timings_ms or {}) if analysis is not None else {}
+    if "inference" in timings:
+        metrics.INFERENCE.labels(model_version=analysis.model_version).observe(
+            timings["inference"] / 1000
+        )
+    if "queue_wait" in timings:
+        metrics.QUEUE_WAIT.observe(timings["queue_wait"] / 1000)
+    if analysis is not None and analysis.status == "not_analysed":
+        metrics.GATE_REJECTIONS.labels(reason=analysis.gate_reason).inc()
 
 
 @shared_task(soft_time_limit=60, time_limit=90)

@@ -26,3 +26,8 @@ def sweep_when_beat_starts(sender=None, **kwargs) -> None:
         app.send_task("diagnosis.tasks.requeue_stale_analyses")
     except Exception:  # the broker is down: the schedule sends it again later
         logger.exception("could not send the stale sweep at beat's start")
+
+
+# Request ids carried into tasks, task outcomes in the logs and metrics, and each worker host's
+# metrics endpoint: signal handlers, connected by importing them (issue 17).
+from melanoma_portal import task_signals  # noqa: E402, F401

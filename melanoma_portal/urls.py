@@ -2,10 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts.sign_in import admin_login, email_managed_by_clinic
-from melanoma_portal.health import readyz
 
 urlpatterns = [
-    path("readyz", readyz, name="readyz"),
     # Before the admin's own URLs: its password-only log-in form would bypass lock-out and MFA.
     path("admin/login/", admin_login, name="admin_login"),
     path("admin/", admin.site.urls),

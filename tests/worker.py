@@ -41,8 +41,11 @@ def require_shared_services() -> None:
             "needs PostgreSQL: a worker process cannot see an in-memory SQLite test database "
             "(set DATABASE_URL, as bin/test does)"
         )
-    if not settings.CELERY_BROKER_URL.startswith("redis"):
-        pytest.skip("needs Redis: set CELERY_BROKER_URL=redis://... (bin/test does)")
+    if not settings.CELERY_BROKER_URL.startswith(("redis", "amqp", "pyamqp")):
+        pytest.skip(
+            "needs a broker server: set CELERY_BROKER_URL=redis://... (bin/test does) or "
+            "amqp://... (RabbitMQ)"
+        )
 
 
 def test_database_url() -> str:
@@ -126,6 +129,8 @@ def celery_worker(
     concurrency: int = 1,
     purge: bool = False,
     ready_timeout: float = 90,
+    queues: list[str] | None = None,
+    hostname: str | None = None,
 ) -> Iterator[WorkerProcess]:
     """Run one worker for the duration of the block; always stopped on the way out.
 
@@ -133,7 +138,8 @@ def celery_worker(
     encryption key), with DATABASE_URL naming the current test database and MEDIA_ROOT the
     test's media folder. `env` overrides anything (ML_MODELS_ROOT, say). `purge=True` drops
     messages left in the queue by earlier runs; leave it off when a test relies on a message
-    surviving a worker's death.
+    surviving a worker's death. `queues` defaults to all of settings.PORTAL_QUEUES (as
+    bin/worker does); `hostname` names the worker (a "host" of the multi-host test).
     """
     worker_env = _environment({"MEDIA_ROOT": str(media_root or settings.MEDIA_ROOT), **(env or {})})
     log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept for the worker's lifetime
@@ -142,7 +148,8 @@ def celery_worker(
     command = [
         sys.executable, "-m", "celery", "-A", "melanoma_portal", "worker",
         f"--pool={pool}", f"--concurrency={concurrency}", "--loglevel=INFO",
-        f"--hostname=test-{uuid.uuid4().hex[:8]}@%h",
+        f"--hostname={hostname or f'test-{uuid.uuid4().hex[:8]}'}@%h",
+        f"--queues={','.join(queues or settings.PORTAL_QUEUES)}",
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]  # fmt: skip
     if purge:
@@ -213,3 +220,16 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.25, message: str 
             return
         time.sleep(interval)
     pytest.fail(message or f"condition not met within {timeout}s")
+
+
+def purge_queues() -> None:
+    """Empty the portal's queues on the test's broker (leftovers of an earlier run)."""
+    from melanoma_portal.celery import app
+
+    with app.connection_for_write() as connection:
+        for queue in settings.PORTAL_QUEUES:
+            channel = connection.channel()
+            # Declared as Celery declares them (durable), so the purge finds them on RabbitMQ.
+            channel.queue_declare(queue=queue, durable=True, auto_delete=False)
+            channel.queue_purge(queue)
+            channel.close()

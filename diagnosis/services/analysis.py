@@ -43,7 +43,11 @@ def _enqueue(analysis: Analysis) -> None:
     from diagnosis.tasks import analyse_image
 
     # Sent only once the row is committed: a worker never looks for an analysis not yet there.
-    analyse_image.delay_on_commit(analysis.pk)
+    # A broker that cannot take it (an outage) must not fail the upload: the analysis stays
+    # queued in the database, the error is logged, and the beat sweep sends it again
+    # (analysis_requeue_stale) once the broker is back.
+    pk = analysis.pk
+    transaction.on_commit(lambda: analyse_image.delay(pk), robust=True)
 
 
 @audited_write("analysis.retry")

@@ -5,8 +5,10 @@ the environment here, once, with defaults that run on one laptop with no service
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -60,9 +62,16 @@ INSTALLED_APPS = [
     "patients",
     "diagnosis",
     "reports",
+    # The project's own commands: backup and restore (melanoma_portal.backup).
+    "melanoma_portal",
 ]
 
 MIDDLEWARE = [
+    # Request latency for Prometheus, the request id for the logs, then /healthz, /readyz and
+    # /metrics answered before host checks and HTTPS redirects (melanoma_portal.ops).
+    "melanoma_portal.metrics.RequestMetricsMiddleware",
+    "melanoma_portal.logs.RequestIdMiddleware",
+    "melanoma_portal.ops.OpsEndpointsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "accounts.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -222,30 +231,57 @@ MEDIA_URL = None
 FILE_UPLOAD_PERMISSIONS = 0o666 & ~PORTAL_UMASK
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o777 & ~PORTAL_UMASK
 
+
+def default_storage_from_env(env: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """Where patient files (originals, thumbnails, heatmaps) are kept, from the environment.
+
+    An S3 bucket when AWS_STORAGE_BUCKET_NAME names one (AWS_S3_ENDPOINT_URL for any other S3
+    server; credentials from boto3's usual chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or an
+    instance role), else the portal's own disk under MEDIA_ROOT. Either way encrypted by the
+    portal first when IMAGE_ENCRYPTION_KEY is set. A function so that the tests build the very
+    same configuration for their own S3 server.
+    """
+    encrypted = bool(env.get("IMAGE_ENCRYPTION_KEY"))
+    bucket = env.get("AWS_STORAGE_BUCKET_NAME", "")
+    if not bucket:
+        if encrypted:
+            return {"BACKEND": "melanoma_portal.storage.EncryptedFileSystemStorage"}
+        return {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    encryption = env.get("AWS_S3_SERVER_SIDE_ENCRYPTION", "AES256")
+    object_parameters = {"ServerSideEncryption": encryption}
+    if env.get("AWS_S3_SSE_KMS_KEY_ID"):
+        object_parameters["SSEKMSKeyId"] = env["AWS_S3_SSE_KMS_KEY_ID"]
+    return {
+        "BACKEND": "melanoma_portal.storage_s3."
+        + ("EncryptedS3Storage" if encrypted else "PrivateS3Storage"),
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": env.get("AWS_S3_ENDPOINT_URL") or None,
+            "region_name": env.get("AWS_S3_REGION_NAME") or None,
+            "addressing_style": env.get("AWS_S3_ADDRESSING_STYLE") or None,
+            # Several portals (staging, production) may share one bucket under their own prefix.
+            "location": env.get("AWS_S3_KEY_PREFIX", ""),
+            "default_acl": "private",
+            # url() refuses anyway (storage_s3); short-lived signatures if that ever changed.
+            "querystring_auth": True,
+            "querystring_expire": 60,
+            "file_overwrite": False,
+            # Server-side encryption at rest for every object the portal writes.
+            "object_parameters": object_parameters,
+        },
+    }
+
+
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": default_storage_from_env(),
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage",
         # Public assets, served by whatever web server reads STATIC_ROOT: not under the umask.
         "OPTIONS": {"file_permissions_mode": 0o644, "directory_permissions_mode": 0o755},
     },
 }
-# Originals and heatmaps encrypted at rest on the portal's own disk when a key is configured.
+# Originals and heatmaps encrypted at rest (the disk's, or the bucket's) when a key is set.
 IMAGE_ENCRYPTION_KEY = os.environ.get("IMAGE_ENCRYPTION_KEY", "")
-if IMAGE_ENCRYPTION_KEY:
-    STORAGES["default"] = {"BACKEND": "melanoma_portal.storage.EncryptedFileSystemStorage"}
-if os.environ.get("AWS_STORAGE_BUCKET_NAME"):
-    STORAGES["default"] = {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": os.environ["AWS_STORAGE_BUCKET_NAME"],
-            "default_acl": "private",
-            "querystring_auth": True,
-            "file_overwrite": False,
-            # Server-side encryption at rest for every object the portal writes.
-            "object_parameters": {"ServerSideEncryption": "AES256"},
-        },
-    }
 
 # Celery: the filesystem transport runs a real worker with no server; set the URLs for Redis.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
@@ -278,6 +314,22 @@ else:
         # A fault test may shorten it to see redelivery quickly (tests/security/).
         "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT_S", "600"))
     }
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        # kombu looks for such messages every 10 s but scans only on every 10th look by
+        # default: a dead worker's analysis waited up to 100 s past the timeout. Every look.
+        CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_throttle"] = 1
+# No task's return value is read (the database holds every outcome); storing none also means
+# sending a task never waits on the result store.
+CELERY_TASK_IGNORE_RESULT = True
+# A broker that is down costs an upload about two seconds, not twenty: the analysis stays
+# queued in the database and the beat sweep sends it once the broker is back.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -294,6 +346,19 @@ ANALYSIS_MAX_ATTEMPTS = int(os.environ.get("ANALYSIS_MAX_ATTEMPTS", "3"))
 # A queued analysis whose message may have been lost (a broker restart) is re-sent after this.
 REQUEUE_QUEUED_AFTER_S = int(os.environ.get("REQUEUE_QUEUED_AFTER_S", "900"))
 REQUEUE_STALE_EVERY_S = float(os.environ.get("REQUEUE_STALE_EVERY_S", "60"))
+# Queues per kind of work, each with its own workers and concurrency (docs/deploy.md): the
+# classifier's analyses; reports and exports; housekeeping (the beat schedule's tasks, and any
+# task not routed here). bin/worker consumes all three unless WORKER_QUEUES names some.
+CELERY_QUEUE_INFERENCE = "inference"
+CELERY_QUEUE_REPORTS = "reports"
+CELERY_QUEUE_HOUSEKEEPING = "housekeeping"
+PORTAL_QUEUES = [CELERY_QUEUE_INFERENCE, CELERY_QUEUE_REPORTS, CELERY_QUEUE_HOUSEKEEPING]
+CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUE_HOUSEKEEPING
+CELERY_TASK_ROUTES = {
+    "diagnosis.tasks.analyse_image": {"queue": CELERY_QUEUE_INFERENCE},
+    "reports.tasks.*": {"queue": CELERY_QUEUE_REPORTS},
+    "patients.tasks.*": {"queue": CELERY_QUEUE_REPORTS},
+}
 # celery beat (bin/beat, its own process): re-send analyses whose message was lost (a broker
 # restart, a whole worker killed on the filesystem broker), purge expired originals.
 CELERY_BEAT_SCHEDULE = {
@@ -401,9 +466,28 @@ SPECTACULAR_SETTINGS = {
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
 CORS_URLS_REGEX = r"^/api/.*$"
 
+# Prometheus scrapes /metrics with `Authorization: Bearer <METRICS_TOKEN>`; unset, no /metrics.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+
+# LOG_FORMAT=json: one JSON object a line (production's default); text for a terminal. Both
+# carry the request id, in the web process and in the tasks it queued (melanoma_portal.logs).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "melanoma_portal.logs.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "melanoma_portal.logs.JsonFormatter"},
+        "text": {"format": "%(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": "json" if LOG_FORMAT == "json" else "text",
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+# In JSON mode a worker logs through the same handler, not Celery's own text format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"

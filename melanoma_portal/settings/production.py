@@ -57,3 +57,9 @@ if (
         "unencrypted (docs/deployment.md).",
         MEDIA_ROOT,  # noqa: F405
     )
+
+# Logs as one JSON object a line unless LOG_FORMAT says otherwise (melanoma_portal.logs).
+if not os.environ.get("LOG_FORMAT"):
+    LOG_FORMAT = "json"
+    LOGGING["handlers"]["console"]["formatter"] = "json"  # noqa: F405
+    CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -107,13 +107,10 @@ def test_dashboard_says_when_beat_has_stopped(limits, client, staff):
 
 
 def test_readyz_reports_beat_without_taking_the_web_server_out_of_rotation(limits, client, db):
-    response = client.get(reverse("readyz"))
+    response = client.get("/readyz")
     assert response.status_code == 200
     assert response.json()["status"] == "degraded" and "never run" in response.json()["beat"]
 
     requeue_stale_analyses()
-    assert client.get(reverse("readyz")).json() == {
-        "status": "ok",
-        "database": "ok",
-        "beat": "ok",
-    }
+    body = client.get("/readyz").json()
+    assert (body["status"], body["beat"], body["checks"]["database"]) == ("ok", "ok", "ok")

@@ -94,7 +94,6 @@ PUBLIC = {
     "api:docs": "API description viewer",
     "api:redoc": "API description viewer",
     # Load balancers and monitoring ask it: database reachable, beat alive; no data.
-    "readyz": "health check, no data",
 }
 
 # Not part of the matrix: other access rules, tested where they live.

@@ -92,9 +92,9 @@ def test_analyses_queued_when_the_broker_loses_its_queue_are_finished_by_the_swe
     analyses = [_queued_analysis(clinic) for _ in range(3)]
     for analysis in analyses:
         services._enqueue(analysis)
-    assert broker.llen("celery") == 3
+    assert broker.llen(settings.CELERY_QUEUE_INFERENCE) == 3
     broker.flushdb()  # Redis restarted without persistence: every queued message is gone
-    assert broker.llen("celery") == 0
+    assert broker.llen(settings.CELERY_QUEUE_INFERENCE) == 0
 
     with celery_worker(env={"CELERY_VISIBILITY_TIMEOUT_S": str(VISIBILITY_TIMEOUT_S)}) as worker:
         # The beat schedule runs this sweep every few minutes; call it now, as beat would.
