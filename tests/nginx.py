@@ -61,6 +61,8 @@ def nginx_in_front(*, env: dict[str, str] | None = None, timeout: float = 90) ->
         "DJANGO_SETTINGS_MODULE": "melanoma_portal.settings.production",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # Production refuses to start without a shared cache (lock-out and throttle counters).
+        "CACHE_URL": "redis://127.0.0.1:6379/1",
         "DATABASE_URL": test_database_url(),
         "DATABASE_CONN_MAX_AGE": "0",
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,

@@ -9,6 +9,7 @@ say which host finished which analysis: the proof that nothing ran to completion
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from collections import Counter
@@ -17,8 +18,8 @@ from pathlib import Path
 import pytest
 import requests
 from django.conf import settings
-from rest_framework.authtoken.models import Token
 
+from accounts.models import ApiToken
 from diagnosis.models import Analysis, AnalysisStatus
 from tests import factories
 from tests.web import gunicorn_server
@@ -55,7 +56,7 @@ def test_fifty_uploads_survive_a_worker_host_killed_mid_way(s3_bucket):
         factories.LesionFactory(patient=factories.PatientFactory(clinic=staff.clinic))
         for _ in range(5)
     ]
-    token = Token.objects.create(user=staff).key
+    _, token = ApiToken.objects.create(user=staff, expiry=datetime.timedelta(days=1))
     host_env = {
         **s3_bucket.env,
         "LOG_FORMAT": "json",
