@@ -11,11 +11,19 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 
 from accounts import lockout
+from accounts.audit import audit_record
+from accounts.selectors.sign_on import local_passwords_disabled_for
 from melanoma_portal.client_address import client_ip
+
+SSO_ONLY = (
+    "Your clinic signs in through its hospital's identity provider: use the button with your "
+    "hospital's name below."
+)
 
 
 class ClinicAccountAdapter(DefaultAccountAdapter):
-    """No open sign-up: a clinic admin creates every account."""
+    """No open sign-up: a clinic admin creates every account. A clinic that switched local
+    passwords off signs in only through its identity provider (accounts.sso)."""
 
     error_messages = {
         **DefaultAccountAdapter.error_messages,
@@ -48,3 +56,22 @@ class ClinicAccountAdapter(DefaultAccountAdapter):
         )
         if not self._login_failed_rl_usage:
             raise ValidationError(lockout.refusal(request, key).message)
+
+    def authenticate(self, request: HttpRequest, **credentials: Any):
+        """allauth's; a correct password of a clinic whose local passwords are off is refused,
+        saying where to sign in (only someone who knew the password learns it)."""
+        user = super().authenticate(request, **credentials)
+        if user is not None and local_passwords_disabled_for(user):
+            audit_record(action="login.refused", user=user, request=request, reason="sso_only")
+            raise ValidationError(SSO_ONLY)
+        return user
+
+    def get_login_stages(self) -> list[str]:
+        """allauth's, with its authenticator-code stage skipped after a sign-in whose second
+        factor the clinic's identity provider did (accounts.sso.ProviderAwareMFAStage)."""
+        return [
+            "accounts.sso.ProviderAwareMFAStage"
+            if stage == "allauth.mfa.stages.AuthenticateStage"
+            else stage
+            for stage in super().get_login_stages()
+        ]
