@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 from allauth.core.exceptions import ImmediateHttpResponse
@@ -25,6 +26,7 @@ from allauth.socialaccount.models import SocialApp, SocialLogin
 from allauth.socialaccount.providers.base import AuthError, AuthProcess
 from allauth.socialaccount.providers.oauth2.client import OAuth2Error
 from allauth.socialaccount.providers.openid_connect import views as oidc_views
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from requests import RequestException
@@ -222,8 +224,20 @@ class ProviderAwareMFAStage(AuthenticateStage):
 def oidc_login(request: HttpRequest, provider_id: str) -> HttpResponse:
     """allauth's openid_connect log-in view, answering "provider unreachable" in plain words
     (allauth lets the discovery request's failure become a server error). Mounted at allauth's
-    own path, before allauth's URLs."""
+    own path, before allauth's URLs.
+
+    Its "continue to your hospital" form is submitted to this server, which redirects to the
+    provider; browsers apply the page's CSP `form-action` to that redirect too, so this page's
+    policy also names the provider's origin (and only this page's)."""
     try:
-        return oidc_views.login(request, provider_id)
+        response = oidc_views.login(request, provider_id)
     except RequestException as error:
         return provider_error_response(request, provider_id, exception=error)
+    sign_on = sign_on_for_provider(provider_id)
+    policy = getattr(settings, "CONTENT_SECURITY_POLICY", "")
+    if sign_on is not None and policy and "form-action 'self'" in policy:
+        origin = "{0.scheme}://{0.netloc}".format(urlsplit(sign_on.issuer))
+        response["Content-Security-Policy"] = policy.replace(
+            "form-action 'self'", f"form-action 'self' {origin}"
+        )
+    return response
