@@ -389,3 +389,16 @@ def test_only_the_clinics_admin_or_a_superuser_configures_its_sign_in(clinic, ot
             clinic_sign_on_save(actor=outsider, clinic=clinic, **fields)
     superuser = User.objects.create_superuser("root@portal.example", "x-long-password-1")
     assert clinic_sign_on_save(actor=superuser, clinic=clinic, **fields).clinic == clinic
+
+
+def test_only_the_hospital_sign_in_page_lets_its_form_reach_the_provider(
+    client,
+    configure,
+    clinic,
+    oidc_provider,  # noqa: F811
+):
+    configure()
+    start = client.get(f"/accounts/oidc/clinic-{clinic.pk}/login/")
+    login_page = client.get(reverse("account_login"))
+    assert f"form-action 'self' {oidc_provider.issuer};" in start["Content-Security-Policy"]
+    assert oidc_provider.issuer not in login_page["Content-Security-Policy"]
