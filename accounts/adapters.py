@@ -13,11 +13,18 @@ from django.http import HttpRequest
 from accounts import lockout
 from accounts.audit import audit_record
 from accounts.models import User
+from accounts.selectors.sign_on import local_passwords_disabled_for
 from melanoma_portal.client_address import client_ip
+
+SSO_ONLY = (
+    "Your clinic signs in through its hospital's identity provider: use the button with your "
+    "hospital's name below."
+)
 
 
 class ClinicAccountAdapter(DefaultAccountAdapter):
-    """No open sign-up: a clinic admin creates every account."""
+    """No open sign-up: a clinic admin creates every account. A clinic that switched local
+    passwords off signs in only through its identity provider (accounts.sso)."""
 
     error_messages = {
         **DefaultAccountAdapter.error_messages,
@@ -62,3 +69,22 @@ class ClinicAccountAdapter(DefaultAccountAdapter):
                 locked=refusal.per,  # "key": this account; "ip": this client address
             )
             raise ValidationError(refusal.message)
+
+    def authenticate(self, request: HttpRequest, **credentials: Any):
+        """allauth's; a correct password of a clinic whose local passwords are off is refused,
+        saying where to sign in (only someone who knew the password learns it)."""
+        user = super().authenticate(request, **credentials)
+        if user is not None and local_passwords_disabled_for(user):
+            audit_record(action="login.refused", user=user, request=request, reason="sso_only")
+            raise ValidationError(SSO_ONLY)
+        return user
+
+    def get_login_stages(self) -> list[str]:
+        """allauth's, with its authenticator-code stage skipped after a sign-in whose second
+        factor the clinic's identity provider did (accounts.sso.ProviderAwareMFAStage)."""
+        return [
+            "accounts.sso.ProviderAwareMFAStage"
+            if stage == "allauth.mfa.stages.AuthenticateStage"
+            else stage
+            for stage in super().get_login_stages()
+        ]

@@ -491,3 +491,59 @@ LOGGING = {
 }
 # In JSON mode a worker logs through the same handler, not Celery's own text format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
+
+# --- Hospital sign-in (OpenID Connect) and JWTs for API clients (issue 18) -------------------
+# Each clinic may sign its people in with its hospital's identity provider through allauth's
+# openid_connect provider; the apps are built per request from accounts.ClinicSignOn
+# (accounts.sso.ClinicSocialAccountAdapter.list_apps), so a clinic admin configures theirs in
+# the portal and its client secret is stored encrypted, never in allauth's plain-text table.
+INSTALLED_APPS += [
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",
+]
+SOCIALACCOUNT_ADAPTER = "accounts.sso.ClinicSocialAccountAdapter"
+# No sign-up through a provider (accounts.sso decides who may enter), no tokens kept, no
+# look-up of accounts by address outside the provider's clinic.
+SOCIALACCOUNT_AUTO_SIGNUP = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_STORE_TOKENS = False
+# Seconds the portal waits for the identity provider before saying it cannot be reached.
+SOCIALACCOUNT_REQUESTS_TIMEOUT = int(os.environ.get("OIDC_TIMEOUT_S", "10"))
+# Fernet keys (comma separated, newest first) that encrypt clinics' client secrets; without
+# them a key is derived from DJANGO_SECRET_KEY (and its fallbacks), so rotating that key
+# means entering the secrets again. A secret in PORTAL_OIDC_SECRET_CLINIC_<clinic id> wins
+# over a stored one and is never stored.
+OIDC_SECRET_KEYS = os.environ.get("OIDC_SECRET_KEYS", "")
+# How far the provider's clock may differ from ours before a sign-in is refused as skewed.
+OIDC_MAX_CLOCK_SKEW_S = int(os.environ.get("OIDC_MAX_CLOCK_SKEW_S", "120"))
+
+# API clients that act for a person (the mobile app) sign in with e-mail, password and, where
+# the account has one, an authenticator code, and get a short-lived access token and a refresh
+# token (djangorestframework-simplejwt). Each refresh rotates the refresh token and blacklists
+# the old one; presenting a rotated one again revokes the whole sign-in (accounts.services.
+# jwt_tokens). Knox tokens (Token mp_...) stay for server-to-server integrations.
+JWT_ACCESS_MINUTES = int(os.environ.get("JWT_ACCESS_MINUTES", "10"))
+JWT_REFRESH_DAYS = int(os.environ.get("JWT_REFRESH_DAYS", "7"))
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=JWT_ACCESS_MINUTES),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=JWT_REFRESH_DAYS),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": os.environ.get("JWT_SIGNING_KEY") or SECRET_KEY,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "user_id",
+}
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"].insert(
+    1, "accounts.authentication.PortalJWTAuthentication"
+)
+SPECTACULAR_SETTINGS["DESCRIPTION"] += (
+    " Apps that act for a person (the mobile app) may instead sign in at /api/v1/auth/token/ "
+    "with e-mail, password and an authenticator code and send `Authorization: Bearer "
+    "<access>`; access tokens last minutes, refresh tokens days, each refresh rotates the "
+    "refresh token, and presenting a used one again ends that sign-in."
+)

@@ -166,6 +166,50 @@ def _call(name: str, service: Callable, world: World):
     if name == "user_unlock":
         service(actor=w.admin, user=w.staff)
         return w.admin, None
+    if name == "jwt_issue":
+        from django.test import RequestFactory
+
+        request = RequestFactory().post("/api/v1/auth/token/")
+        service(email=w.staff.email, password=factories.PASSWORD, request=request)
+        return w.staff, None
+    if name in ("jwt_refresh", "jwt_sign_out"):
+        from accounts.models import RefreshTokenFamily
+        from accounts.services.jwt_tokens import _new_refresh
+
+        # A sign-in made without its own audit event, so only this call's is counted.
+        family = RefreshTokenFamily.objects.create(user=w.staff)
+        service(refresh=str(_new_refresh(w.staff, family)))
+        return w.staff, None
+    if name == "jwt_revoke_all":
+        from accounts.models import RefreshTokenFamily
+
+        RefreshTokenFamily.objects.create(user=w.staff)
+        service(user=w.staff, reason="deactivated", actor=w.admin)
+        return w.admin, None
+    if name == "clinic_sign_on_save":
+        service(
+            actor=w.admin,
+            clinic=w.clinic,
+            display_name="General Hospital",
+            issuer="https://login.hospital.example",
+            client_id="portal",
+            client_secret="s3cret",
+            allowed_email_domains=["hospital.example"],
+            enabled=True,
+        )
+        return w.admin, None
+    if name == "clinic_local_passwords_set":
+        from accounts.models import ClinicSignOn
+
+        ClinicSignOn.objects.create(
+            clinic=w.clinic,
+            display_name="General Hospital",
+            issuer="https://login.hospital.example",
+            client_id="portal",
+            enabled=True,
+        )
+        service(actor=w.admin, clinic=w.clinic, allowed=True)
+        return w.admin, None
     return None
 
 

@@ -66,6 +66,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "accounts:user_resend": ADMINS,
     "accounts:referral_policy": ADMINS,
     "accounts:user_unlock": ADMINS,
+    "accounts:sign_on": ADMINS,
     "api_tokens:list": ADMINS,
     "api_tokens:issue": ADMINS,
     "api_tokens:revoke": ADMINS,
@@ -100,6 +101,7 @@ PUBLIC = {
 SKIPPED_PREFIXES = (
     "admin/",  # Django admin: is_staff only, Django's own checks
     "accounts/",  # allauth log-in, log-out, password and MFA pages: for anonymous visitors
+    "api/v1/auth/",  # apps' JWT sign-in, anonymous by design: tests/api/test_jwt.py
     "static/",
     "__debug__/",
 )
@@ -296,6 +298,7 @@ NOT_AUDITED = {
     "accounts:user_reactivate": "staff accounts; role changes are audited by signal",
     "accounts:user_resend": "staff accounts, no patient data",
     "accounts:referral_policy": "clinic settings, no patient data; a change is audited",
+    "accounts:sign_on": "clinic settings, no patient data; a change is audited",
     "accounts:user_unlock": "staff accounts; the unlock itself is audited",
     "api_tokens:list": "API keys, no patient data",
     "api_tokens:issue": "API keys, no patient data",
