@@ -23,6 +23,11 @@ def load_classifier_at_start(**kwargs) -> None:
     from ml.inference import ClassifierNotInstalled
 
     try:
+        # The shipped versions join the model registry the first time a worker starts.
+        services.model_registry_sync()
+    except Exception:
+        logger.exception("the model registry could not be brought up to date")
+    try:
         get_gate()  # loads the classifier first
     except ClassifierNotInstalled:
         logger.warning("no classifier installed; analyses will fail until one is")
@@ -51,7 +56,18 @@ def analyse_image(analysis_id: int) -> str:
             reason=f"The analysis failed ({type(exc).__name__}); press Retry to queue it again.",
         )
         return "failed"
+    if analysis is not None:
+        _run_shadow(analysis_id)
     return analysis.status if analysis is not None else "skipped"
+
+
+def _run_shadow(analysis_id: int) -> None:
+    """The shadow version's look at the same image, once the served result is stored; its
+    failure (or the task's time running out) never touches the served result."""
+    try:
+        services.shadow_run(analysis_id=analysis_id)
+    except Exception:
+        logger.exception("shadow run of analysis %s failed", analysis_id)
 
 
 @shared_task(soft_time_limit=60, time_limit=90)

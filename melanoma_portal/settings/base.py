@@ -279,6 +279,10 @@ CELERY_BEAT_SCHEDULE = {
 # The classifier the worker serves: ml/models/<version>, named by ml/models/CURRENT.
 ML_MODELS_ROOT = Path(os.environ.get("ML_MODELS_ROOT", BASE_DIR / "ml" / "models"))
 ML_TORCH_THREADS = int(os.environ.get("ML_TORCH_THREADS", "1"))
+# The model registry (diagnosis.models.ModelVersion) names the served version once it has an
+# active one; the promotion gate measures on the clinic's confirmed cases once they hold this
+# many melanomas, and on the versions' shipped validation figures until then.
+MODEL_GATE_MIN_MELANOMAS = int(os.environ.get("MODEL_GATE_MIN_MELANOMAS", "30"))
 
 # Upload limits (clinical dermoscopes produce a few MB; anything beyond is an error or attack).
 UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", str(20 * 1024 * 1024)))
