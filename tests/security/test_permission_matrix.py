@@ -45,6 +45,8 @@ ACCESS: dict[str, frozenset[str]] = {
     "diagnosis:histopathology_edit": DOCTORS,
     "diagnosis:histopathology_agreement": CLINICIANS,
     "diagnosis:histopathology_cases": CLINICIANS,
+    # How a shadow model compares with the served one: the clinic's admins.
+    "diagnosis:model_comparison": ADMINS,
     # Everyone follows referrals; closing one records a clinical outcome: doctors only.
     "diagnosis:referral_list": EVERYONE,
     "diagnosis:referral_detail": EVERYONE,
