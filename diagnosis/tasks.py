@@ -79,3 +79,18 @@ def requeue_stale_analyses() -> int:
 def purge_expired_originals() -> int:
     """Delete original images past their clinic's retention period."""
     return services.images_purge_expired()
+
+
+# Not acks_late: an evaluation runs longer than the broker's visibility timeout, and a second
+# delivery would measure everything twice. A lost one is simply queued again from the admin.
+@shared_task(acks_late=False, soft_time_limit=3300, time_limit=3600, max_retries=0)
+def evaluate_model_version(model_version_id: int, actor_id: int) -> int:
+    """The admin's Evaluate button: measure a version on the local cases."""
+    from accounts.models import User
+    from diagnosis.models import ModelVersion
+
+    evaluation = services.model_version_evaluate(
+        actor=User.objects.get(pk=actor_id),
+        model_version=ModelVersion.objects.get(pk=model_version_id),
+    )
+    return evaluation.pk
