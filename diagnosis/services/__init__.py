@@ -26,6 +26,7 @@ from diagnosis.services.model_version import (
     model_version_rollback,
     model_version_set_status,
 )
+from diagnosis.services.reanalysis import analyses_reanalyse
 from diagnosis.services.referral import (
     ReferralAlreadyClosed,
     referral_close,
@@ -50,6 +51,7 @@ __all__ = [
     "REVIEW_FIELDS",
     "ReferralAlreadyClosed",
     "ReviewLocked",
+    "analyses_reanalyse",
     "analysis_fail",
     "analysis_override_gate",
     "analysis_requeue_stale",

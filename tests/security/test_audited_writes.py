@@ -167,6 +167,10 @@ def _call(name: str, service: Callable, world: World):
     if name == "user_unlock":
         service(actor=w.admin, user=w.staff)
         return w.admin, None
+    if name == "analyses_reanalyse":
+        factories.ModelVersionFactory(status="active")
+        service(actor=w.superuser, analysis_ids=[w.done.pk], reason="A better model")
+        return w.superuser, w.patient.pk
     if name.startswith("model_version_"):
         return _call_model_registry(name, service, w)
     return None
