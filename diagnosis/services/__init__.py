@@ -41,6 +41,7 @@ from diagnosis.services.review import (
     review_sign,
 )
 from diagnosis.services.shadow import shadow_run
+from diagnosis.services.training_export import training_set_export
 
 __all__ = [
     "HISTOPATHOLOGY_FIELDS",
@@ -76,4 +77,5 @@ __all__ = [
     "review_save",
     "review_sign",
     "shadow_run",
+    "training_set_export",
 ]

@@ -167,6 +167,20 @@ def _call(name: str, service: Callable, world: World):
     if name == "user_unlock":
         service(actor=w.admin, user=w.staff)
         return w.admin, None
+    if name == "patient_set_research_consent":
+        service(actor=w.staff, patient=w.patient, consent=True)
+        return w.staff, w.patient.pk
+    if name == "training_set_export":
+        import tempfile
+        from pathlib import Path
+
+        w.patient.research_consent = True
+        w.patient.save()
+        factories.HistopathologyFactory(lesion=w.lesion, diagnosis="nv")
+        with tempfile.TemporaryDirectory() as folder:
+            since = timezone.localdate() - timezone.timedelta(days=1)
+            service(actor=w.superuser, since=since, out_dir=Path(folder) / "export")
+        return w.superuser, w.patient.pk
     if name == "analyses_reanalyse":
         factories.ModelVersionFactory(status="active")
         service(actor=w.superuser, analysis_ids=[w.done.pk], reason="A better model")

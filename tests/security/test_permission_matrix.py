@@ -55,6 +55,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "patients:create": EVERYONE,
     "patients:detail": EVERYONE,
     "patients:edit": EVERYONE,
+    "patients:research_consent": EVERYONE,
     "patient_rights:export": CLINICIANS,
     "patient_rights:erase": ADMINS,
     "reports:analysis_pdf": EVERYONE,
@@ -288,6 +289,8 @@ NOT_AUDITED = {
     "diagnosis:heatmap": "an image within the audited result page",
     "diagnosis:worklist": "a list of the clinic's own cases; the case pages are audited",
     "patients:create": "an empty form; the create itself is audited",
+    "patients:research_consent": "a GET only redirects to the audited patient page; a change "
+    "of consent is audited",
     "diagnosis:upload": "an empty form; the upload itself is audited",
     "diagnosis:lesion_create": "an empty form; the create itself is audited",
     "accounts:user_list": "staff accounts, no patient data",
