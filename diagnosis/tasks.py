@@ -94,3 +94,9 @@ def evaluate_model_version(model_version_id: int, actor_id: int) -> int:
         model_version=ModelVersion.objects.get(pk=model_version_id),
     )
     return evaluation.pk
+
+
+@shared_task(soft_time_limit=600, time_limit=900)
+def watch_drift() -> int:
+    """Weekly: each clinic's week of results against the served version's validation."""
+    return services.drift_reports_compute()

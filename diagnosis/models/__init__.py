@@ -13,6 +13,7 @@ from diagnosis.models.analysis import (
 from diagnosis.models.histopathology import Histopathology
 from diagnosis.models.lesion import AnatomicSite, DermoscopicImage, Lesion, image_upload_path
 from diagnosis.models.model_version import (
+    DriftReport,
     ModelEvaluation,
     ModelStatus,
     ModelStatusChange,
@@ -35,6 +36,7 @@ __all__ = [
     "AnatomicSite",
     "DermoscopicImage",
     "DiagnosisChoice",
+    "DriftReport",
     "Histopathology",
     "Lesion",
     "Management",

@@ -162,3 +162,40 @@ class ShadowResult(models.Model):
 
     def __str__(self) -> str:
         return f"Shadow {self.model_version_id} of analysis {self.analysis_id} ({self.status})"
+
+
+class DriftReport(models.Model):
+    """One clinic's week of results from one served version, against that version's
+    validation figures (ml.drift): the weekly drift watch, shown on the admin's dashboard."""
+
+    clinic = models.ForeignKey("accounts.Clinic", on_delete=models.CASCADE, related_name="+")
+    model_version = models.CharField(max_length=100)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    n_analyses = models.PositiveIntegerField()
+    observed = models.JSONField()
+    expected = models.JSONField()
+    # The shifts found, in words ([] when none, or when the week had too few analyses).
+    shifts = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-period_end", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clinic", "model_version", "period_end"], name="drift_report_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Drift of {self.model_version} at clinic {self.clinic_id} to {self.period_end}"
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.shifts)
+
+    @property
+    def too_few(self) -> bool:
+        from ml.drift import MIN_ANALYSES
+
+        return self.n_analyses < MIN_ANALYSES

@@ -16,6 +16,7 @@ from diagnosis.models import (
     AnalysisStatus,
     DermoscopicImage,
     DiagnosisChoice,
+    DriftReport,
     Histopathology,
     ModelEvaluation,
     ModelStatus,
@@ -310,7 +311,8 @@ TIER_RANK = {"low": 0, "moderate": 1, "high": 2}
 TIMED_STEPS = ("gate", "preprocess", "inference")
 
 
-def _rank(triage_level: str, risk_tier: str) -> int | None:
+def triage_rank_of(triage_level: str, risk_tier: str) -> int | None:
+    """0 routine, 1 soon, 2 urgent; None for a result with neither."""
     if triage_level:
         return LEVEL_RANK.get(triage_level)
     return TIER_RANK.get(risk_tier)
@@ -370,8 +372,8 @@ def _compare(results) -> list[ShadowComparison]:
             continue
         row.compared += 1
         row.agree += result.top_class == analysis.top_class
-        served = _rank(analysis.triage_level, analysis.risk_tier)
-        shadow = _rank(result.triage_level, result.risk_tier)
+        served = triage_rank_of(analysis.triage_level, analysis.risk_tier)
+        shadow = triage_rank_of(result.triage_level, result.risk_tier)
         if served is not None and shadow is not None:
             if shadow > served:
                 row.moved_up += 1
@@ -412,3 +414,10 @@ def shadow_comparison_all_clinics(*, model_version: ModelVersion | None = None):
     if model_version is not None:
         results = results.filter(model_version=model_version)
     return _compare(results)
+
+
+def latest_drift_report(*, user: User) -> DriftReport | None:
+    """The clinic's most recent drift report, for its admins' dashboard; None for others."""
+    if not is_clinic_member(user) or not user.is_clinic_admin:
+        return None
+    return DriftReport.objects.filter(clinic_id=user.clinic_id).order_by("-period_end").first()

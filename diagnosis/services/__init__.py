@@ -13,6 +13,7 @@ from diagnosis.services.analysis import (
     analysis_retry,
     analysis_run,
 )
+from diagnosis.services.drift import drift_reports_compute
 from diagnosis.services.histopathology import HISTOPATHOLOGY_FIELDS, histopathology_record
 from diagnosis.services.image import image_upload, images_past_retention, images_purge_expired
 from diagnosis.services.lesion import lesion_create, lesion_metadata
@@ -58,6 +59,7 @@ __all__ = [
     "analysis_requeue_stale",
     "analysis_retry",
     "analysis_run",
+    "drift_reports_compute",
     "histopathology_record",
     "image_upload",
     "images_past_retention",

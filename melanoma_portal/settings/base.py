@@ -274,6 +274,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "diagnosis.tasks.requeue_stale_analyses",
         "schedule": float(os.environ.get("REQUEUE_STALE_EVERY_S", "300")),
     },
+    # Each clinic's week of results against the served model's validation figures.
+    "watch-drift": {
+        "task": "diagnosis.tasks.watch_drift",
+        "schedule": float(os.environ.get("DRIFT_WATCH_EVERY_S", str(7 * 24 * 3600))),
+    },
 }
 
 # The classifier the worker serves: ml/models/<version>, named by ml/models/CURRENT.
