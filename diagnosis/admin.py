@@ -27,7 +27,7 @@ FIGURES = (
     ("balanced_accuracy", "Balanced accuracy"),
     ("melanoma_auc", "Melanoma AUC"),
     ("melanoma_sensitivity", "Melanoma sensitivity at the triage boundary"),
-    ("melanoma_specificity", "Melanoma specificity at the triage boundary"),
+    ("benign_specificity", "Benign lesions left routine (specificity at the boundary)"),
 )
 
 

@@ -2,10 +2,11 @@
 
 The portal gathers the cases (images with a histology result, or a doctor's signed diagnosis
 where there is no histology) and `measure`s the versions it compares on the same cases; the
-figures are the ones `ml.evaluate` reports (`ml.metrics`), plus the melanoma sensitivity and
-specificity at the *triage boundary*: the line between "routine" and everything else, which is
-where a missed melanoma goes unseen. For a card with triage (v2) that is the triage itself; for
-a card without (v1) the moderate melanoma risk tier, which the same threshold set.
+figures are the ones `ml.evaluate` reports (`ml.metrics`), plus the melanoma sensitivity at the
+*triage boundary* (the line between "routine" and everything else, which is where a missed
+melanoma goes unseen) and the share of benign lesions left routine there (its specificity).
+For a card with triage (v2) the boundary is the triage itself; for a card without (v1) the
+moderate melanoma risk tier, which the same threshold set.
 
 Confidence intervals are percentile bootstrap intervals that resample *lesions*, not images: a
 lesion photographed three times is one piece of evidence, as in the lesion-grouped split the
@@ -36,7 +37,11 @@ BOOTSTRAP_RESAMPLES = 1000
 CONFIDENCE = 0.95
 # Wilson's interval at 95%: the card's figures come as a rate and a count, not as resamples.
 Z_95 = 1.959964
-FIGURES = ("balanced_accuracy", "melanoma_auc", "melanoma_sensitivity", "melanoma_specificity")
+FIGURES = ("balanced_accuracy", "melanoma_auc", "melanoma_sensitivity", "benign_specificity")
+# The lesions that need no referral: flagging a BCC or an actinic keratosis above routine is
+# right, so only these count against the boundary's specificity (the card's
+# benign_specificity_routine).
+BENIGN = tuple(CLASSES.index(code) for code in ("bkl", "df", "nv", "vasc"))
 
 
 def at_triage_boundary(classifier: Classifier, probs: np.ndarray) -> np.ndarray:
@@ -61,11 +66,12 @@ def _figures(
     targets: np.ndarray, probs: np.ndarray, shown: np.ndarray, flagged: np.ndarray
 ) -> dict[str, float | None]:
     is_mel = targets == MELANOMA_INDEX
+    benign = np.isin(targets, BENIGN)
     return {
         "balanced_accuracy": balanced_accuracy(targets, shown, len(CLASSES)),
         "melanoma_auc": roc_auc(is_mel, probs[:, MELANOMA_INDEX]),
         "melanoma_sensitivity": float(flagged[is_mel].mean()) if is_mel.any() else None,
-        "melanoma_specificity": float((~flagged[~is_mel]).mean()) if (~is_mel).any() else None,
+        "benign_specificity": float((~flagged[benign]).mean()) if benign.any() else None,
     }
 
 
@@ -132,9 +138,10 @@ def _report(
         y, probs, shown, flagged, groups, resamples=resamples, seed=seed
     )
     is_mel = y == MELANOMA_INDEX
+    benign = np.isin(y, BENIGN)
     counts = {
         "melanoma_sensitivity": [int(flagged[is_mel].sum()), int(is_mel.sum())],
-        "melanoma_specificity": [int((~flagged[~is_mel]).sum()), int((~is_mel).sum())],
+        "benign_specificity": [int((~flagged[benign]).sum()), int(benign.sum())],
     }
     figures = {
         name: {

@@ -73,7 +73,7 @@ def test_measure_reports_each_version_on_the_same_cases_with_counts(tiny_classif
 
     assert first["n"] == 4 and first["n_melanoma"] == 2
     assert first["melanoma_sensitivity"]["count"][1] == 2
-    assert first["melanoma_specificity"]["count"][1] == 2
+    assert first["benign_specificity"]["count"][1] == 2  # the naevus and the keratosis
     assert {k: v for k, v in first.items() if k != "ms_per_image"} == {
         k: v for k, v in second.items() if k != "ms_per_image"
     }

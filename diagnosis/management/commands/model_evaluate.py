@@ -2,9 +2,10 @@
 
     manage.py model_evaluate VERSION --by admin@example.org [--clinic ID] [--resamples 1000]
 
-The report (balanced accuracy, melanoma AUC, melanoma sensitivity and specificity at the triage
-boundary, with counts and bootstrap 95% intervals, for both versions on the same images) is
-stored with the version, where the promotion gate and the admin's page read it, and printed.
+The report (balanced accuracy, melanoma AUC, melanoma sensitivity at the triage boundary and the
+benign lesions left routine there, with counts and bootstrap 95% intervals, for both versions on
+the same images) is stored with the version, where the promotion gate and the admin's page read
+it, and printed.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class Command(BaseCommand):
             f"{cases['n_melanoma']} melanomas; labels: {cases['by_source']}; "
             f"left out: {cases['skipped'] or 'none'}"
         )
-        rows = [("", "balanced accuracy", "melanoma AUC", "sensitivity", "specificity")]
+        rows = [("", "balanced accuracy", "melanoma AUC", "mel sensitivity", "benign specificity")]
         for key in ("candidate", "active"):
             part = report.get(key)
             if part:
@@ -78,7 +79,7 @@ class Command(BaseCommand):
                         _figure(part, "balanced_accuracy"),
                         _figure(part, "melanoma_auc"),
                         _figure(part, "melanoma_sensitivity"),
-                        _figure(part, "melanoma_specificity"),
+                        _figure(part, "benign_specificity"),
                     )
                 )
         widths = [max(len(row[i]) for row in rows) for i in range(5)]
@@ -86,6 +87,6 @@ class Command(BaseCommand):
             cells = zip(row, widths, strict=True)
             self.stdout.write("  ".join(cell.ljust(width) for cell, width in cells))
         self.stdout.write(
-            "Sensitivity and specificity for melanoma at the triage boundary; 95% bootstrap "
+            "At the triage boundary: melanomas flagged, benign lesions left routine; 95% bootstrap "
             f"intervals over lesions. Stored as evaluation {evaluation.pk} of {version}."
         )
