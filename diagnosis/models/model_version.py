@@ -38,6 +38,9 @@ class ModelVersion(models.Model):
     # The card's shipped validation figures in ml.local_validation's shape (None: the card
     # has none), the promotion gate's fallback while the local cases are too few.
     validation = models.JSONField(null=True, blank=True)
+    # What the image gate shipped beside it measured (gate.json "measured", without the
+    # per-image detail), for the drift watch on hosts without the model files; None: no gate.
+    gate_measured = models.JSONField(null=True, blank=True)
     status = models.CharField(
         max_length=10, choices=ModelStatus.choices, default=ModelStatus.CANDIDATE
     )

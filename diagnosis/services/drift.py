@@ -5,11 +5,8 @@ DriftReport that the clinic admin's dashboard flags when something shifted."""
 from __future__ import annotations
 
 import datetime
-import json
 from collections import defaultdict
-from pathlib import Path
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -17,14 +14,6 @@ from diagnosis.models import Analysis, AnalysisStatus, DriftReport, ModelVersion
 from diagnosis.selectors.model_version import LEVEL_RANK, triage_rank_of
 
 WEEK = datetime.timedelta(days=7)
-
-
-def _gate_config(version: str) -> dict | None:
-    path = Path(settings.ML_MODELS_ROOT) / version / "gate.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _observed(analyses: list[Analysis]) -> dict:
@@ -64,17 +53,19 @@ def drift_reports_compute(*, now: datetime.datetime | None = None) -> int:
     groups: dict[tuple[int, str], list[Analysis]] = defaultdict(list)
     for analysis in analyses:
         groups[(analysis.image.lesion.patient.clinic_id, analysis.model_version)].append(analysis)
-    cards = dict(
-        ModelVersion.objects.filter(version__in={version for _, version in groups}).values_list(
-            "version", "card"
-        )
-    )
+    registered = {
+        version: (card, gate)
+        for version, card, gate in ModelVersion.objects.filter(
+            version__in={version for _, version in groups}
+        ).values_list("version", "card", "gate_measured")
+    }
     made = 0
     for (clinic_id, version), members in sorted(groups.items()):
-        if version not in cards:
+        if version not in registered:
             continue
+        card, gate = registered[version]
         observed = _observed(members)
-        figures = expected(cards[version], _gate_config(version))
+        figures = expected(card, {"measured": gate} if gate else None)
         try:
             with transaction.atomic():
                 DriftReport.objects.create(

@@ -13,6 +13,7 @@ running worker, without a restart.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import tempfile
@@ -104,6 +105,14 @@ def _register(verified, *, status: str, actor: User | None, reason: str) -> Mode
     from ml.local_validation import card_figures
 
     card = verified.card
+    gate_measured = None
+    if "gate.json" in verified.checksums:
+        measured = json.loads((verified.path / "gate.json").read_text()).get("measured") or {}
+        gate_measured = {
+            name: {key: value for key, value in figures.items() if key != "images"}
+            for name, figures in measured.items()
+            if isinstance(figures, dict)
+        }
     version = ModelVersion.objects.create(
         version=verified.version,
         architecture=str(card.get("architecture", "")),
@@ -112,6 +121,7 @@ def _register(verified, *, status: str, actor: User | None, reason: str) -> Mode
         checksums=verified.checksums,
         card=card,
         validation=card_figures(card),
+        gate_measured=gate_measured,
         status=ModelStatus.CANDIDATE,
         registered_by_name=actor.get_full_name() if actor else "",
     )

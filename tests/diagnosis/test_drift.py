@@ -61,10 +61,14 @@ def test_shifts_name_each_figure_that_moved_and_only_with_enough_analyses():
 
 
 @pytest.fixture
-def week(clinic, settings, tmp_path):
+def week(clinic):
     """A clinic's week: 30 results of 'served-v2', all urgent, and 10 refused images."""
-    settings.ML_MODELS_ROOT = tmp_path  # no gate.json: the gate's share is not compared
-    factories.ModelVersionFactory(version="served-v2", status="active", card=CARD)
+    factories.ModelVersionFactory(
+        version="served-v2",
+        status="active",
+        card=CARD,
+        gate_measured={"report_half_accepted": {"n": 700, "share": 0.99}},
+    )
     lesion = factories.LesionFactory(patient__clinic=clinic)
     finished = NOW - datetime.timedelta(days=2)
     for _ in range(30):
@@ -98,6 +102,9 @@ def test_the_weekly_watch_flags_a_shift_for_the_clinic(week):
     assert report.flagged
     assert "Urgent results were 100% of the week's analyses; 7% on validation." in report.shifts
     assert any("mean melanoma probability was 70%" in shift for shift in report.shifts)
+    assert "The image gate refused 25% of images; it refused 1.0% of validation dermoscopy." in (
+        report.shifts
+    )
 
 
 def test_the_admins_dashboard_shows_the_flag_and_staff_do_not_see_it(

@@ -73,6 +73,8 @@ def test_worker_start_registers_the_shipped_versions_with_current_active(models_
     assert v2.validation["melanoma_sensitivity"]["value"] == 0.9747  # the triage, report half
     assert v1.validation["melanoma_sensitivity"]["value"] == 0.956  # the moderate tier
     assert "CURRENT names it" in v2.status_reason
+    assert 0.98 < v2.gate_measured["report_half_accepted"]["share"] < 1  # its gate's own figures
+    assert v1.gate_measured is None  # v1 ships no gate
     assert [e.detail["version"] for e in _events("model.register")] == registered
     # A second worker start changes nothing.
     assert services.model_registry_sync() == []
