@@ -16,6 +16,7 @@ from accounts.models import Role
 from diagnosis import presentation, selectors, services
 from diagnosis.forms.analysis import GateOverrideForm
 from diagnosis.models import Analysis, AnalysisStatus
+from diagnosis.selectors.model_version import latest_drift_report
 from diagnosis.selectors.referral import overdue_referral_count
 from melanoma_portal.forms import apply_validation_error
 
@@ -44,6 +45,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "recent": recent,
             "overdue_referrals": overdue_referral_count(user=request.user),
             "beat_late": selectors.sweep_late(),
+            "drift": latest_drift_report(user=request.user),
         },
     )
 

@@ -356,6 +356,8 @@ PORTAL_QUEUES = [CELERY_QUEUE_INFERENCE, CELERY_QUEUE_REPORTS, CELERY_QUEUE_HOUS
 CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUE_HOUSEKEEPING
 CELERY_TASK_ROUTES = {
     "diagnosis.tasks.analyse_image": {"queue": CELERY_QUEUE_INFERENCE},
+    # Local validation of a model version reads the model files: an inference host's work.
+    "diagnosis.tasks.evaluate_model_version": {"queue": CELERY_QUEUE_INFERENCE},
     "reports.tasks.*": {"queue": CELERY_QUEUE_REPORTS},
     "patients.tasks.*": {"queue": CELERY_QUEUE_REPORTS},
 }
@@ -371,11 +373,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "diagnosis.tasks.requeue_stale_analyses",
         "schedule": REQUEUE_STALE_EVERY_S,
     },
+    # Each clinic's week of results against the served model's validation figures.
+    "watch-drift": {
+        "task": "diagnosis.tasks.watch_drift",
+        "schedule": float(os.environ.get("DRIFT_WATCH_EVERY_S", str(7 * 24 * 3600))),
+    },
 }
 
 # The classifier the worker serves: ml/models/<version>, named by ml/models/CURRENT.
 ML_MODELS_ROOT = Path(os.environ.get("ML_MODELS_ROOT", BASE_DIR / "ml" / "models"))
 ML_TORCH_THREADS = int(os.environ.get("ML_TORCH_THREADS", "1"))
+# The model registry (diagnosis.models.ModelVersion) names the served version once it has an
+# active one; the promotion gate measures on the clinic's confirmed cases once they hold this
+# many melanomas, and on the versions' shipped validation figures until then.
+MODEL_GATE_MIN_MELANOMAS = int(os.environ.get("MODEL_GATE_MIN_MELANOMAS", "30"))
 
 # Upload limits (clinical dermoscopes produce a few MB; anything beyond is an error or attack).
 UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", str(20 * 1024 * 1024)))

@@ -68,6 +68,7 @@ class World:
         self.lesion = factories.LesionFactory(patient=self.patient)
         self.image = factories.DermoscopicImageFactory(lesion=self.lesion)
         self.done = factories.DoneAnalysisFactory(image=self.image)
+        self.superuser = factories.SuperuserFactory()
 
 
 REVIEW = {"agrees_with_ai": True, "diagnosis": "mel", "management": "excise", "notes": "x"}
@@ -210,7 +211,67 @@ def _call(name: str, service: Callable, world: World):
         )
         service(actor=w.admin, clinic=w.clinic, allowed=True)
         return w.admin, None
+    if name == "patient_set_research_consent":
+        service(actor=w.staff, patient=w.patient, consent=True)
+        return w.staff, w.patient.pk
+    if name == "training_set_export":
+        import tempfile
+        from pathlib import Path
+
+        w.patient.research_consent = True
+        w.patient.save()
+        factories.HistopathologyFactory(lesion=w.lesion, diagnosis="nv")
+        with tempfile.TemporaryDirectory() as folder:
+            since = timezone.localdate() - timezone.timedelta(days=1)
+            service(actor=w.superuser, since=since, out_dir=Path(folder) / "export")
+        return w.superuser, w.patient.pk
+    if name == "analyses_reanalyse":
+        factories.ModelVersionFactory(status="active")
+        service(actor=w.superuser, analysis_ids=[w.done.pk], reason="A better model")
+        return w.superuser, w.patient.pk
+    if name.startswith("model_version_"):
+        return _call_model_registry(name, service, w)
     return None
+
+
+def _call_model_registry(name: str, service: Callable, w: World):
+    """The model registry's writes: a superuser's, about no patient."""
+    import tempfile
+    from pathlib import Path
+
+    from django.test import override_settings
+
+    from diagnosis.models import ModelStatusChange
+    from tests.diagnosis import model_dirs
+
+    root = w.superuser
+    if name == "model_version_set_status":
+        version = factories.ModelVersionFactory()
+        service(actor=root, model_version=version, status="shadow", reason="Watch it")
+    elif name == "model_version_promote":
+        service(actor=root, model_version=factories.ModelVersionFactory(), reason="First one")
+    elif name == "model_version_rollback":
+        earlier = factories.ModelVersionFactory(status="retired")
+        ModelStatusChange.objects.create(
+            model_version=earlier, from_status="active", to_status="retired", reason="Replaced"
+        )
+        factories.ModelVersionFactory(status="active")
+        service(actor=root, reason="Back")
+    else:  # model_version_import, model_version_evaluate: a real (random) model directory
+        with (
+            tempfile.TemporaryDirectory() as folder,
+            override_settings(ML_MODELS_ROOT=Path(folder) / "models"),
+        ):
+            if name == "model_version_import":
+                (Path(folder) / "models").mkdir()
+                exported = model_dirs.random_model(Path(folder) / "exports", "audit-v1")
+                service(actor=root, path=exported)
+            else:
+                model_dirs.random_model(Path(folder) / "models", "audit-v1")
+                version = factories.ModelVersionFactory(version="audit-v1")
+                factories.HistopathologyFactory(lesion=w.lesion, diagnosis="nv")
+                service(actor=root, model_version=version, resamples=10)
+    return root, None
 
 
 def _service(name: str) -> Callable:

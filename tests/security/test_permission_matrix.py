@@ -45,6 +45,8 @@ ACCESS: dict[str, frozenset[str]] = {
     "diagnosis:histopathology_edit": DOCTORS,
     "diagnosis:histopathology_agreement": CLINICIANS,
     "diagnosis:histopathology_cases": CLINICIANS,
+    # How a shadow model compares with the served one: the clinic's admins.
+    "diagnosis:model_comparison": ADMINS,
     # Everyone follows referrals; closing one records a clinical outcome: doctors only.
     "diagnosis:referral_list": EVERYONE,
     "diagnosis:referral_detail": EVERYONE,
@@ -53,6 +55,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "patients:create": EVERYONE,
     "patients:detail": EVERYONE,
     "patients:edit": EVERYONE,
+    "patients:research_consent": EVERYONE,
     "patient_rights:export": CLINICIANS,
     "patient_rights:erase": ADMINS,
     "reports:analysis_pdf": EVERYONE,
@@ -290,6 +293,8 @@ NOT_AUDITED = {
     "diagnosis:analysis_status": "polled every few seconds by the audited result page",
     "diagnosis:heatmap": "an image within the audited result page",
     "patients:create": "an empty form; the create itself is audited",
+    "patients:research_consent": "a GET only redirects to the audited patient page; a change "
+    "of consent is audited",
     "accounts:user_list": "staff accounts, no patient data",
     "accounts:user_create": "staff accounts, no patient data",
     "accounts:user_edit": "staff accounts, no patient data",
