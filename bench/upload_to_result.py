@@ -58,10 +58,10 @@ def main() -> None:
     client.force_login(staff)
 
     worker_log = Path(os.environ["PORTAL_VAR_DIR"]) / "bench-worker.log"
-    worker = subprocess.Popen(
+    worker = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
         [sys.executable, "-m", "celery", "-A", "melanoma_portal", "worker", "--pool=solo",
          "--concurrency=1", "--loglevel=INFO", "--without-gossip", "--without-mingle",
-         "--without-heartbeat", "--purge"],
+         "--without-heartbeat", "--purge", "--queues=" + ",".join(settings.PORTAL_QUEUES)],
         cwd=ROOT, env=dict(os.environ), stdout=worker_log.open("w"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:

@@ -2,7 +2,15 @@
 
 from django.urls import path
 
-from diagnosis.views import analysis, histopathology, image, lesion, referral, review
+from diagnosis.views import (
+    analysis,
+    histopathology,
+    image,
+    lesion,
+    model_version,
+    referral,
+    review,
+)
 
 app_name = "diagnosis"
 
@@ -42,6 +50,7 @@ urlpatterns: list = [
         histopathology.histopathology_cases,
         name="histopathology_cases",
     ),
+    path("models/comparison/", model_version.model_comparison, name="model_comparison"),
     path("referrals/", referral.referral_list, name="referral_list"),
     path("referrals/<int:referral_id>/", referral.referral_detail, name="referral_detail"),
     path("referrals/<int:referral_id>/close/", referral.referral_close, name="referral_close"),

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts.sign_in import admin_login, email_managed_by_clinic
+from accounts.sso import oidc_login
 
 urlpatterns = [
     # Before the admin's own URLs: its password-only log-in form would bypass lock-out and MFA.
@@ -9,6 +10,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # Before allauth's URLs, under the name its pages link to: addresses are not self-service.
     path("accounts/email/", email_managed_by_clinic, name="account_email"),
+    # allauth's hospital sign-in view, answering an unreachable provider in plain words.
+    path("accounts/oidc/<str:provider_id>/login/", oidc_login, name="openid_connect_login"),
     path("accounts/", include("allauth.urls")),
     path("clinic/", include("accounts.urls")),
     path("patients/", include("patients.urls")),

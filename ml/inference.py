@@ -3,7 +3,7 @@
     classifier = Classifier.load_current()          # ml/models/CURRENT names the version
     prediction = classifier.predict(pil_image)      # calibrated probabilities, risk tier, triage
     prediction = classifier.predict(pil_image, metadata.parse(age=54, sex="female", site="back"))
-    overlay = classifier.heatmap(pil_image, "mel")  # Grad-CAM, same size as the image
+    overlay = classifier.heatmap(pil_image, "mel")  # Grad-CAM, the image's size (capped)
 
 A model directory (`ml/models/<version>/`, written by `ml.export`) holds `weights.pt` (a state
 dict) and `card.json` (architecture, preprocessing, class order, temperature, tier thresholds,
@@ -35,6 +35,7 @@ from ml import metadata as meta
 from ml.calibration import RiskThresholds
 from ml.classes import CLASSES, MELANOMA_INDEX, class_index
 from ml.gradcam import cam_to_image, grad_cam, overlay
+from ml.imaging import WORKING_MAX_PIXELS, working_copy
 from ml.preprocessing import PreprocessConfig, to_model_input
 from ml.runtimes import OnnxRunner, file_sha256, normalised_cam
 from ml.selection import calibrate
@@ -434,18 +435,26 @@ class Classifier:
                 predictions.append(self._prediction(row, timings, record))
         return predictions
 
-    def heatmap(self, image: Image.Image, target: str) -> Image.Image:
+    def heatmap(
+        self, image: Image.Image, target: str, *, max_pixels: int = WORKING_MAX_PIXELS
+    ) -> Image.Image:
         """Grad-CAM overlay for class code `target` ("mel", or the top class), RGB, at the
-        input image's own size. Computed on the plain view even when TTA is on: a map
+        input image's own size, or scaled down to at most `max_pixels` pixels (aspect kept).
+
+        Grad-CAM runs at the model's resolution (the network's input, a 6x6 map) and is
+        scaled up onto the picture; the overlay is drawn on a working copy, never on a
+        7000 x 7000 original (seconds of worker time and gigabytes of float arrays for a map
+        that holds 36 numbers). Computed on the plain view even when TTA is on: a map
         averaged over mirrored views would blur what it is meant to localise."""
         index = class_index(target)
-        rgb = self.preprocess(image)
+        picture = working_copy(image, max_pixels)
+        rgb = self.preprocess(picture)
         if self.runner is not None:
             vectors = torch.zeros(1, meta.N_FEATURES)  # CAMs read the image body only
             _, cams = self.runner.run(rgb[None].numpy(), vectors.numpy())
-            full = cam_to_image(normalised_cam(cams[0], index), image.size, self.config)
-            return overlay(image, full)
+            full = cam_to_image(normalised_cam(cams[0], index), picture.size, self.config)
+            return overlay(picture, full)
         with self._lock:
             cam = grad_cam(self.model, rgb[None], index, self.model.bn2)
-        full = cam_to_image(cam, image.size, self.config)
-        return overlay(image, full)
+        full = cam_to_image(cam, picture.size, self.config)
+        return overlay(picture, full)

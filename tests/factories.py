@@ -240,6 +240,58 @@ class ReferralFactory(factory.django.DjangoModelFactory):
     created_by = factory.LazyAttribute(lambda o: o.review.author)
 
 
+# --- the model registry ------------------------------------------------------------------------
+
+
+class SuperuserFactory(UserFactory):
+    """A superuser: outside any clinic, the one who may change the served model."""
+
+    clinic = None
+    role = ""
+    is_staff = True
+    is_superuser = True
+
+
+class ModelVersionFactory(factory.django.DjangoModelFactory):
+    """A registered version without files (for the registry's rows alone; tests that serve a
+    model write one with tests/diagnosis/model_dirs.py and register it through the service)."""
+
+    class Meta:
+        model = "diagnosis.ModelVersion"
+
+    version = factory.Sequence(lambda n: f"ham10000-test-v{n + 10}")
+    architecture = "tf_efficientnet_lite0"
+    card = factory.LazyFunction(dict)
+
+
+class ShadowResultFactory(factory.django.DjangoModelFactory):
+    """A shadow version's result on an analysis: a confident vascular lesion, so a page that
+    leaked it would show a class and a percentage the served result does not have."""
+
+    class Meta:
+        model = "diagnosis.ShadowResult"
+
+    analysis = factory.SubFactory(DoneAnalysisFactory)
+    model_version = factory.SubFactory(ModelVersionFactory, status="shadow")
+    status = "done"
+    probabilities = factory.LazyFunction(
+        lambda: {
+            "akiec": 0.001,
+            "bcc": 0.002,
+            "bkl": 0.003,
+            "df": 0.004,
+            "mel": 0.0123,
+            "nv": 0.0057,
+            "vasc": 0.972,
+        }
+    )
+    top_class = "vasc"
+    melanoma_probability = 0.0123
+    risk_tier = "low"
+    triage_level = "routine"
+    timings_ms = factory.LazyFunction(lambda: {"preprocess": 5.0, "inference": 30.0})
+
+
 # --- two-factor authentication ---------------------------------------------------------------
 
 

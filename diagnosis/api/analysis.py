@@ -279,10 +279,12 @@ class AnalysisViewSet(viewsets.GenericViewSet):
         if "status" in filters:
             analyses = analyses.filter(status=filters["status"])
         page = self.paginate_queryset(analyses)
+        # The patient is named only when the answer holds their records: a filter that matched
+        # nothing (another clinic's patient id, say) read nothing of anyone.
         audit_record(
             action="analysis.list",
             request=request,
-            patient_id=filters.get("patient"),
+            patient_id=filters.get("patient") if page else None,
             count=len(page or []),
         )
         data = AnalysisOutput(page, many=True, context={"request": request}).data

@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0006_clinic_referral_policy'),
-        ('diagnosis', '0008_referral'),
+        ('diagnosis', '0010_model_registry'),
         ('patients', '0002_created_by_optional'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -16,6 +16,7 @@ from diagnosis.selectors.histopathology import (
     histology_cases,
     lesion_histopathology,
 )
+from diagnosis.selectors.housekeeping import sweep_late
 from diagnosis.selectors.lesion import (
     image_get,
     lesion_get,
@@ -62,5 +63,6 @@ __all__ = [
     "referrals_for_analysis",
     "review_versions",
     "signed_reviews",
+    "sweep_late",
     "worklist",
 ]

@@ -6,9 +6,11 @@ import io
 import time
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.audit import audit_record, audited_write
@@ -22,6 +24,10 @@ if TYPE_CHECKING:
     from ml.gate import Gate, Verdict
 
 NO_CLASSIFIER = "No classifier installed: ask your administrator to install the trained model."
+INTERRUPTED = (
+    "The analysis was interrupted {} times (its worker stopped or it ran out of time); "
+    "press Retry to queue it again."
+)
 OVERRIDE_NEEDS_REASON = "Say why this image should be analysed although the gate refused it."
 # The states a delivery of the task leaves alone: the analysis has its outcome already.
 FINISHED = (AnalysisStatus.DONE, AnalysisStatus.FAILED, AnalysisStatus.NOT_ANALYSED)
@@ -38,7 +44,11 @@ def _enqueue(analysis: Analysis) -> None:
     from diagnosis.tasks import analyse_image
 
     # Sent only once the row is committed: a worker never looks for an analysis not yet there.
-    analyse_image.delay_on_commit(analysis.pk)
+    # A broker that cannot take it (an outage) must not fail the upload: the analysis stays
+    # queued in the database, the error is logged, and the beat sweep sends it again
+    # (analysis_requeue_stale) once the broker is back.
+    pk = analysis.pk
+    transaction.on_commit(lambda: analyse_image.delay(pk), robust=True)
 
 
 @audited_write("analysis.retry")
@@ -63,19 +73,45 @@ def analysis_retry(*, actor: User, analysis: Analysis, request=None) -> Analysis
     return analysis
 
 
-def analysis_requeue_stale(*, older_than_s: int = 900) -> int:
-    """Queue again analyses that waited longer than any task can (a message lost with a
-    broker restart, say). Returns how many were sent again; running twice is harmless."""
-    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_s)
+def analysis_requeue_stale(*, older_than_s: int | None = None) -> int:
+    """Send again the analyses whose message is lost; beat runs this every minute.
+
+    - `running` past the task's hard time limit: no worker is on it any more (the pool kills a
+      task at that limit), so its worker died with it. On the filesystem broker the message
+      went when the worker fetched it; on Redis it would come back only after the visibility
+      timeout. Re-sent at once, unless it was already interrupted ANALYSIS_MAX_ATTEMPTS times:
+      then it fails with a message, so an image that kills the worker cannot loop forever.
+    - `queued` for longer than `older_than_s` (REQUEUE_QUEUED_AFTER_S): the broker may have
+      lost the message (a restart without persistence).
+
+    Returns how many were sent again or failed; running twice is harmless (a finished analysis
+    is never claimed again, see `_claim`).
+    """
+    now = timezone.now()
+    queued_cutoff = now - timezone.timedelta(
+        seconds=settings.REQUEUE_QUEUED_AFTER_S if older_than_s is None else older_than_s
+    )
+    running_cutoff = now - timezone.timedelta(seconds=settings.ANALYSIS_TIME_LIMIT_S)
     stale = list(
         Analysis.objects.filter(
-            status__in=[AnalysisStatus.QUEUED, AnalysisStatus.RUNNING], queued_at__lt=cutoff
+            Q(status=AnalysisStatus.QUEUED, queued_at__lt=queued_cutoff)
+            | Q(status=AnalysisStatus.RUNNING, started_at__lt=running_cutoff)
         ).values_list("pk", flat=True)
     )
     for pk in stale:
         with transaction.atomic():
-            Analysis.objects.filter(pk=pk).update(queued_at=timezone.now())
-            analysis = Analysis(pk=pk)
+            analysis = Analysis.objects.select_for_update().filter(pk=pk).first()
+            if analysis is None or analysis.status in FINISHED:
+                continue
+            if (
+                analysis.status == AnalysisStatus.RUNNING
+                and analysis.attempts >= settings.ANALYSIS_MAX_ATTEMPTS
+            ):
+                analysis_fail(analysis_id=pk, reason=INTERRUPTED.format(analysis.attempts))
+                continue
+            analysis.status = AnalysisStatus.QUEUED
+            analysis.queued_at = timezone.now()
+            analysis.save(update_fields=["status", "queued_at"])
             _enqueue(analysis)
     return len(stale)
 
@@ -141,7 +177,8 @@ def analysis_run(*, analysis_id: int) -> Analysis | None:
     timings |= dict(prediction.timings_ms)
     timings["heatmaps"] = round((time.perf_counter() - heatmap_started) * 1000, 1)
     embedding_started = time.perf_counter()
-    embedding = embedding_of(image)  # for similar cases; None for a model without one
+    # For similar cases, by the classifier that made this prediction; None without a reduction.
+    embedding = embedding_of(image, classifier)
     timings["embedding"] = round((time.perf_counter() - embedding_started) * 1000, 1)
     timings["model_load"] = round(load_ms, 1)
     timings["queue_wait"] = round((analysis.started_at - analysis.queued_at).total_seconds() * 1000)

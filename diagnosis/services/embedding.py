@@ -11,14 +11,15 @@ from diagnosis.models import Analysis, ImageEmbedding
 logger = logging.getLogger(__name__)
 
 
-def embedding_of(image) -> tuple[str, bytes] | None:
-    """(space, vector as little-endian float32 bytes) of a PIL image by the served model's
-    embedding, or None when the model ships no reduction. A failure is logged and gives None:
-    the prediction matters more than its embedding, which only feeds similar cases."""
-    from diagnosis.classifier import get_embedder
+def embedding_of(image, classifier=None) -> tuple[str, bytes] | None:
+    """(space, vector as little-endian float32 bytes) of a PIL image by `classifier`'s
+    embedding (the one that made the prediction; default the served one), or None when its
+    model ships no reduction. A failure is logged and gives None: the prediction matters more
+    than its embedding, which only feeds similar cases."""
+    from diagnosis.classifier import embedder_for, get_embedder
 
     try:
-        embedder = get_embedder()
+        embedder = get_embedder() if classifier is None else embedder_for(classifier)
         if embedder is None:
             return None
         vector = embedder.of(image)

@@ -16,6 +16,7 @@ from accounts.models import Role
 from diagnosis import presentation, selectors, services
 from diagnosis.forms.analysis import GateOverrideForm
 from diagnosis.models import Analysis, AnalysisStatus
+from diagnosis.selectors.model_version import latest_drift_report
 from diagnosis.selectors.referral import overdue_referral_count
 from diagnosis.selectors.similar import similar_cases
 from melanoma_portal.forms import apply_validation_error
@@ -32,7 +33,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     queue = list(selectors.live_queue(user=request.user)[:QUEUE_SHOWN])
     for analysis in queue:
         analysis.position = selectors.queue_position(analysis=analysis)
-    recent = selectors.analysis_list(user=request.user).order_by("-queued_at", "-id")[:RECENT]
+    recent = list(selectors.analysis_list(user=request.user).order_by("-queued_at", "-id")[:RECENT])
+    # The queue and the recent list name patients and MRNs: one event, naming each patient shown.
+    shown = sorted({analysis.image.lesion.patient_id for analysis in [*queue, *recent]})
+    audit_record(action="dashboard.view", request=request, patients=shown)
     return render(
         request,
         "diagnosis/dashboard.html",
@@ -41,6 +45,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "queue": queue,
             "recent": recent,
             "overdue_referrals": overdue_referral_count(user=request.user),
+            "beat_late": selectors.sweep_late(),
+            "drift": latest_drift_report(user=request.user),
         },
     )
 

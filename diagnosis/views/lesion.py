@@ -67,6 +67,8 @@ def lesion_create(request: HttpRequest, patient_id: int) -> HttpResponse:
         else:
             messages.success(request, f"Lesion recorded: {lesion}.")
             return redirect(f"{reverse('diagnosis:upload', args=[patient.pk])}?lesion={lesion.pk}")
+    # The form names the patient; a recorded lesion is audited by the service instead.
+    audit_record(action="patient.view", request=request, obj=patient, page="lesion_create")
     return _lesion_form_page(request, form, patient)
 
 

@@ -200,3 +200,22 @@ def test_an_overridden_image_is_predicted_without_the_gate(
     assert result.override_reason == "Dermoscopy of the ear, checked by eye"
     assert result.gate_reason == "not_dermoscopic"  # what the gate had said stays on record
     assert result.attempts == 2
+
+
+def test_the_worker_task_counts_a_refusal_in_the_gate_metric(shipped_model, staff, lesion):
+    from prometheus_client import REGISTRY
+
+    from diagnosis.tasks import analyse_image
+
+    kind, image = NON_DERMOSCOPIC["cat"]
+    analysis = _upload_picture(staff, lesion, "cat", image)
+
+    def count() -> float:
+        labels = {"reason": "not_dermoscopic"}
+        return REGISTRY.get_sample_value("portal_gate_rejections_total", labels) or 0.0
+
+    before = count()
+    analyse_image(analysis.pk)
+    analyse_image(analysis.pk)  # a second delivery of the same task counts nothing
+
+    assert count() == before + 1
