@@ -123,7 +123,13 @@ def test_fifty_uploads_survive_a_worker_host_killed_mid_way(s3_bucket):
     # Nothing analysed twice: each analysis finished ("done") exactly once, on one host or the
     # other; only the one host A held when it died was started a second time.
     done = Counter(line["task_args"][0] for line in by_a + by_b if line["outcome"] == "done")
-    assert set(done) == set(ids) and set(done.values()) == {1}
+    assert set(done) <= set(ids) and set(done.values()) == {1}
+    # Host A may be killed after committing a result but before logging it: the message comes
+    # back to host B, which finds the analysis finished and leaves it alone. At most that one.
+    unlogged = set(ids) - set(done)
+    assert len(unlogged) <= 1, unlogged
+    redelivered = {line["task_args"][0] for line in by_b if line["outcome"] != "done"}
+    assert unlogged <= redelivered
     assert all(line["worker"].startswith("host-a@") for line in by_a)
     assert all(line["worker"].startswith("host-b@") for line in by_b)
     restarted = [a for a in analyses if a.attempts > 1]
