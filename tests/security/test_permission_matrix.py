@@ -94,7 +94,7 @@ PUBLIC = {
 
 # Not part of the matrix: other access rules, tested where they live.
 SKIPPED_PREFIXES = (
-    "admin/",  # Django admin: is_staff only, Django's own checks
+    "admin/",  # the Django admin: its own matrix, tests/security/test_admin_matrix.py
     "accounts/",  # allauth log-in, log-out, password and MFA pages: for anonymous visitors
     "static/",
     "__debug__/",
