@@ -9,6 +9,7 @@ from django import forms
 from django.utils import timezone
 
 from diagnosis.models import DiagnosisChoice
+from melanoma_portal.forms import DateInput
 
 
 class HistopathologyForm(forms.Form):
@@ -22,7 +23,7 @@ class HistopathologyForm(forms.Form):
     )
     reported_on = forms.DateField(
         label="Date of the histology report",
-        widget=forms.DateInput(attrs={"type": "date"}),
+        widget=DateInput(),
         error_messages={"required": "Give the date of the histology report."},
     )
     lab_reference = forms.CharField(

@@ -15,6 +15,7 @@ from django.utils import timezone
 from diagnosis.models import REFERRING_DECISIONS, DiagnosisChoice, Management
 from diagnosis.services.referral import DESTINATION_MISSING
 from diagnosis.services.review import agreement_conflict
+from melanoma_portal.forms import DateInput
 
 AGREEMENT_CHOICES = [("yes", "Yes, I agree with the AI"), ("no", "No, I disagree")]
 
@@ -47,7 +48,7 @@ class ReviewForm(forms.Form):
     follow_up_on = forms.DateField(
         label="Follow-up date (when monitoring)",
         required=False,
-        widget=forms.DateInput(attrs={"type": "date"}),
+        widget=DateInput(),
     )
     referral_to = forms.CharField(
         label="Refer to (when referring)",
