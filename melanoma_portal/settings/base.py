@@ -94,6 +94,19 @@ DATABASES = {
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
     )
 }
+# SQLite, the embedded default, is written by the web server and the worker at once. WAL lets
+# readers go on while one process writes; IMMEDIATE takes the write lock when a transaction
+# begins, so two writers queue for it (within the busy timeout) instead of one failing at once
+# with "database is locked" when its read turns into a write; synchronous=NORMAL is WAL's
+# recommended durability. A worker that still finds the database busy retries the analysis
+# (diagnosis.tasks).
+SQLITE_BUSY_TIMEOUT_S = float(os.environ.get("SQLITE_BUSY_TIMEOUT_S", "20"))
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        transaction_mode="IMMEDIATE",
+        timeout=SQLITE_BUSY_TIMEOUT_S,
+        init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    )
 # Several test runs may share one PostgreSQL server; each can name its own test database.
 if os.environ.get("DATABASE_TEST_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["DATABASE_TEST_NAME"]}
