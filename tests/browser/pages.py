@@ -57,7 +57,30 @@ def shoot(browser, name: str) -> None:
 
 
 def overflow(browser) -> int:
-    """How many CSS pixels the page is wider than the window (0: no sideways scrolling)."""
+    """How many CSS pixels the page is wider than the window (0 or less: no sideways
+    scrolling). Against the narrower of innerWidth and the page's client width: a desktop
+    browser's scroll bar takes room that a phone's overlay scroll bar does not."""
     return browser.execute_script(
-        "return document.documentElement.scrollWidth - window.innerWidth;"
+        "const page = document.documentElement;"
+        "return page.scrollWidth - Math.min(window.innerWidth, page.clientWidth);"
+    )
+
+
+def too_wide_elements(browser, limit: int = 5) -> list[str]:
+    """The outermost elements reaching past the window's right edge, to say what overflows."""
+    return browser.execute_script(
+        """
+        const width = window.innerWidth, found = [];
+        for (const el of document.body.querySelectorAll('*')) {
+          if (el.getBoundingClientRect().right <= width + 1) continue;
+          if (found.some((outer) => outer.contains(el))) continue;
+          found.push(el);
+        }
+        return found.slice(0, arguments[0]).map((el) =>
+          el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
+          (typeof el.className === 'string' && el.className
+            ? '.' + el.className.split(' ').join('.') : '') +
+          ' (' + Math.round(el.getBoundingClientRect().right) + ' px)');
+        """,
+        limit,
     )
