@@ -2,8 +2,13 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts.sign_in import admin_login, email_managed_by_clinic
+from melanoma_portal.pages import favicon
+
+# A server error in the portal's layout, with its menu (melanoma_portal.pages).
+handler500 = "melanoma_portal.pages.server_error"
 
 urlpatterns = [
+    path("favicon.ico", favicon, name="favicon"),
     # Before the admin's own URLs: its password-only log-in form would bypass lock-out and MFA.
     path("admin/login/", admin_login, name="admin_login"),
     path("admin/", admin.site.urls),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
@@ -12,30 +14,61 @@ from accounts.audit import audit_record
 from accounts.decorators import clinic_role_required
 from diagnosis import presentation, selectors, services
 from diagnosis.models import AnalysisStatus
+from diagnosis.selectors.analysis import ANALYSIS_LISTS, analyses_shown
 from diagnosis.selectors.referral import overdue_referral_count
 
 RECENT = 10
+PAGE_SIZE = 25
 
 
 QUEUE_SHOWN = 20
 
 
-@clinic_role_required()
-def dashboard(request: HttpRequest) -> HttpResponse:
-    counts = selectors.dashboard_counts(user=request.user)
+def _live_context(request: HttpRequest) -> dict:
+    """The dashboard's tiles and live queue: what the page shows and refreshes by itself."""
     queue = list(selectors.live_queue(user=request.user)[:QUEUE_SHOWN])
     for analysis in queue:
         analysis.position = selectors.queue_position(analysis=analysis)
+    return {
+        "counts": selectors.dashboard_counts(user=request.user),
+        "queue": queue,
+        "overdue_referrals": overdue_referral_count(user=request.user),
+    }
+
+
+@clinic_role_required()
+def dashboard(request: HttpRequest) -> HttpResponse:
     recent = selectors.analysis_list(user=request.user).order_by("-queued_at", "-id")[:RECENT]
+    context = _live_context(request) | {
+        "recent": recent,
+        "live_refresh_s": settings.DASHBOARD_REFRESH_S,
+    }
+    return render(request, "diagnosis/dashboard.html", context)
+
+
+@clinic_role_required()
+@require_GET
+@never_cache
+def dashboard_live(request: HttpRequest) -> HttpResponse:
+    """The dashboard's tiles and live queue alone, which the dashboard fetches every few
+    seconds (static/js/live_queue.js) to stay current without a reload."""
+    return render(request, "diagnosis/includes/dashboard_live.html", _live_context(request))
+
+
+@clinic_role_required()
+def analyses(request: HttpRequest) -> HttpResponse:
+    """The analyses a dashboard tile counts (?show=today, queued, failed; all by default)."""
+    show = request.GET.get("show", "all")
+    if show not in ANALYSIS_LISTS:
+        show = "all"
+    page = Paginator(analyses_shown(user=request.user, show=show), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    audit_record(action="analysis.list", request=request, show=show, page=page.number)
     return render(
         request,
-        "diagnosis/dashboard.html",
-        {
-            "counts": counts,
-            "queue": queue,
-            "recent": recent,
-            "overdue_referrals": overdue_referral_count(user=request.user),
-        },
+        "diagnosis/analysis_list.html",
+        {"page": page, "show": show, "lists": ANALYSIS_LISTS, "title": ANALYSIS_LISTS[show]},
     )
 
 

@@ -290,6 +290,9 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# How often the dashboard's tiles and live queue refresh themselves, in seconds.
+DASHBOARD_REFRESH_S = float(os.environ.get("DASHBOARD_REFRESH_S", "10"))
+
 # The classifier the worker serves: ml/models/<version>, named by ml/models/CURRENT.
 ML_MODELS_ROOT = Path(os.environ.get("ML_MODELS_ROOT", BASE_DIR / "ml" / "models"))
 ML_TORCH_THREADS = int(os.environ.get("ML_TORCH_THREADS", "1"))

@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 # Not pages: files, JSON and actions that only answer a POST.
 NOT_PAGES = {
     "diagnosis:analysis_status",
+    "diagnosis:dashboard_live",
     "diagnosis:heatmap",
     "diagnosis:image",
     "diagnosis:analysis_retry",

@@ -29,6 +29,8 @@ CLINICIANS = frozenset({ADMIN, DOCTOR})
 # Who may use each URL (by its name), within their own clinic.
 ACCESS: dict[str, frozenset[str]] = {
     "diagnosis:dashboard": EVERYONE,
+    "diagnosis:dashboard_live": EVERYONE,
+    "diagnosis:analysis_list": EVERYONE,
     "diagnosis:lesion_create": EVERYONE,
     "diagnosis:upload": EVERYONE,
     "diagnosis:analysis": EVERYONE,
@@ -90,6 +92,7 @@ PUBLIC = {
     "api:schema": "API description, no data",
     "api:docs": "API description viewer",
     "api:redoc": "API description viewer",
+    "favicon": "the portal's icon",
 }
 
 # Not part of the matrix: other access rules, tested where they live.
@@ -280,6 +283,7 @@ def test_public_urls_hold_no_patient_data(client, worlds, name: str):
 NOT_AUDITED = {
     "diagnosis:dashboard": "clinic-wide counts, no patient named",
     "diagnosis:analysis_status": "polled every few seconds by the audited result page",
+    "diagnosis:dashboard_live": "polled every few seconds by the dashboard, which it refreshes",
     "diagnosis:heatmap": "an image within the audited result page",
     "diagnosis:worklist": "a list of the clinic's own cases; the case pages are audited",
     "patients:create": "an empty form; the create itself is audited",
