@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from accounts.session import session_clock
 from accounts.sign_in import admin_login, email_managed_by_clinic
 from melanoma_portal.pages import favicon
 
@@ -14,6 +15,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # Before allauth's URLs, under the name its pages link to: addresses are not self-service.
     path("accounts/email/", email_managed_by_clinic, name="account_email"),
+    path("accounts/session/", session_clock, name="session_clock"),
     path("accounts/", include("allauth.urls")),
     path("clinic/", include("accounts.urls")),
     path("patients/", include("patients.urls")),

@@ -162,6 +162,8 @@ MFA_REQUIRED_ROLES = env_list("MFA_REQUIRED_ROLES", "admin,doctor")
 # Idle: no request for this long ends the session. Absolute: no session outlives this.
 SESSION_IDLE_TIMEOUT_S = int(os.environ.get("SESSION_IDLE_TIMEOUT_S", str(30 * 60)))
 SESSION_ABSOLUTE_TIMEOUT_S = int(os.environ.get("SESSION_ABSOLUTE_TIMEOUT_S", str(12 * 3600)))
+# Pages warn this long before the idle log-out, with a button to stay signed in.
+SESSION_IDLE_WARNING_S = int(os.environ.get("SESSION_IDLE_WARNING_S", "60"))
 SESSION_COOKIE_AGE = SESSION_ABSOLUTE_TIMEOUT_S
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
