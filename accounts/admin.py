@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm
@@ -19,8 +20,9 @@ from django.utils import timezone
 
 from accounts.admin_site import ClinicScopedAdmin, is_clinic_admin
 from accounts.audit import audit_record
-from accounts.models import AuditEvent, Clinic, User
+from accounts.models import AuditEvent, Clinic, ClinicSignOn, User
 from accounts.selectors.users import email_in_use
+from accounts.services.sign_on import clinic_local_passwords_set, clinic_sign_on_save
 from accounts.services.users import EMAIL_UNAVAILABLE, user_change_email, user_unlock
 
 CSV_COLUMNS = (
@@ -242,3 +244,56 @@ def audit_csv_response(request: HttpRequest, queryset) -> StreamingHttpResponse:
 def _csv_safe(value: str) -> str:
     """A user agent or e-mail starting with = + - @ would run as a formula in a spreadsheet."""
     return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+class ClinicSignOnAdminForm(forms.ModelForm):
+    """The same fields as the clinic admin's page; the secret is typed, never shown."""
+
+    issuer = forms.URLField(max_length=300, assume_scheme="https")
+    client_secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Stored encrypted. Leave empty to keep the one stored.",
+    )
+
+    class Meta:
+        model = ClinicSignOn
+        fields = (
+            "clinic",
+            "enabled",
+            "display_name",
+            "issuer",
+            "client_id",
+            "allowed_email_domains",
+            "create_unknown_as_staff",
+            "provider_enforces_mfa",
+            "role_claim",
+            "role_claim_values",
+        )
+
+
+@admin.register(ClinicSignOn)
+class ClinicSignOnAdmin(admin.ModelAdmin):
+    """A superuser sets any clinic's hospital sign-in here, through the same audited service as
+    the clinic admin's page (accounts.services.sign_on); switching local passwords back on
+    repairs a clinic whose provider broke."""
+
+    form = ClinicSignOnAdminForm
+    list_display = ("clinic", "display_name", "enabled", "local_passwords_disabled", "issuer")
+    readonly_fields = ("local_passwords_disabled", "first_sign_in_at", "updated_at")
+    actions = ["allow_local_passwords"]
+
+    def save_model(self, request: HttpRequest, obj: ClinicSignOn, form, change: bool) -> None:
+        data = {name: form.cleaned_data[name] for name in ClinicSignOnAdminForm.Meta.fields}
+        clinic = data.pop("clinic")
+        data["client_secret"] = form.cleaned_data["client_secret"] or None
+        saved = clinic_sign_on_save(actor=request.user, clinic=clinic, request=request, **data)
+        obj.pk = saved.pk
+
+    @admin.action(description="Allow local passwords again")
+    def allow_local_passwords(self, request: HttpRequest, queryset) -> None:
+        for sign_on in queryset.select_related("clinic"):
+            clinic_local_passwords_set(
+                actor=request.user, clinic=sign_on.clinic, allowed=True, request=request
+            )
+        self.message_user(request, "Local passwords are allowed again.", messages.SUCCESS)

@@ -70,3 +70,63 @@ class ApiTokenIssueForm(forms.Form):
     """How many days a new token is valid for; empty: the default. The service checks bounds."""
 
     days = forms.IntegerField(required=False, label="Valid for (days)")
+
+
+class ClinicSignOnForm(forms.Form):
+    """The clinic's hospital identity provider (accounts.services.sign_on checks the rules)."""
+
+    display_name = forms.CharField(
+        max_length=100, label="Name on the sign-in button", help_text="e.g. Vienna General Hospital"
+    )
+    issuer = forms.URLField(
+        max_length=300,
+        assume_scheme="https",
+        label="Issuer URL",
+        help_text="From the provider: e.g. https://login.microsoftonline.com/<tenant>/v2.0",
+    )
+    client_id = forms.CharField(max_length=200, label="Client ID")
+    client_secret = forms.CharField(
+        required=False,
+        label="Client secret",
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Stored encrypted. Leave empty to keep the one stored.",
+    )
+    allowed_email_domains = forms.CharField(
+        label="Allowed e-mail domains",
+        help_text="Space or comma separated, e.g. hospital.example. Others are refused.",
+    )
+    enabled = forms.BooleanField(required=False, label="Hospital sign-in is on")
+    create_unknown_as_staff = forms.BooleanField(
+        required=False,
+        label="Create an account for unknown people, as clinic staff",
+        help_text="Off: only people with a portal account of this clinic may sign in.",
+    )
+    provider_enforces_mfa = forms.BooleanField(
+        required=False,
+        label="The provider enforces two-factor authentication",
+        help_text="Then the portal asks for no code of its own, unless the sign-in's amr claim "
+        "shows a password alone.",
+    )
+    role_claim = forms.CharField(
+        required=False,
+        max_length=100,
+        label="Claim that sets the role",
+        help_text="Empty (recommended): roles are set here, never by the provider.",
+    )
+    role_claim_values = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Claim values and roles",
+        help_text="One per line: value = admin, doctor or staff (e.g. derm-doctors = doctor).",
+    )
+
+    def clean_role_claim_values(self) -> dict[str, str]:
+        mapping = {}
+        for number, line in enumerate(self.cleaned_data["role_claim_values"].splitlines(), 1):
+            if not line.strip():
+                continue
+            value, sep, role = line.partition("=")
+            if not sep or not value.strip() or role.strip() not in Role.values:
+                raise forms.ValidationError(f"Line {number}: write value = admin, doctor or staff.")
+            mapping[value.strip()] = role.strip()
+        return mapping

@@ -24,6 +24,15 @@ def mfa_required_for(user) -> bool:
     return bool(roles) and (user.role in roles or (user.is_superuser and "superuser" in roles))
 
 
+def mfa_by_provider_this_session(request: HttpRequest) -> bool:
+    """Whether this session's sign-in went through the clinic's identity provider, which the
+    clinic declared enforces two-factor authentication and whose `amr` claim did not say
+    otherwise (accounts.services.sign_on). The Django admin still wants the portal's own."""
+    from accounts.signals import SESSION_MFA_BY_PROVIDER
+
+    return bool(request.session.get(SESSION_MFA_BY_PROVIDER))
+
+
 def used_mfa_this_session(request: HttpRequest) -> bool:
     """Whether this session's log-in (or a later re-authentication) included a code from an
     authenticator or a recovery code, as allauth records it."""
@@ -57,6 +66,7 @@ class MFARequiredMiddleware:
             mfa_required_for(user)
             and not request.path.startswith(self.ALWAYS_ALLOWED_PREFIXES)
             and not has_authenticator(user)
+            and not mfa_by_provider_this_session(request)
         ):
             if request.path.startswith("/api/"):
                 return HttpResponse(

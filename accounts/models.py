@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
 from django.db.models.functions import Lower
@@ -197,3 +199,91 @@ class ApiToken(AbstractAuthToken):
 
     def __str__(self) -> str:
         return f"API token {self.token_key}… of {self.user}"
+
+
+class ClinicSignOn(models.Model):
+    """A clinic's hospital identity provider (OpenID Connect), set by its clinic admin or a
+    superuser. allauth's openid_connect provider signs people in with it (accounts.sso builds
+    its app from this row: provider id `clinic-<clinic id>`).
+
+    Whom it may sign in is decided here, never by the provider: a person of this clinic whose
+    verified address is in `allowed_email_domains`. The role comes from a claim only when the
+    clinic maps one (`role_claim`); the clinic is always this one.
+    """
+
+    clinic = models.OneToOneField(Clinic, on_delete=models.CASCADE, related_name="sign_on")
+    enabled = models.BooleanField(default=False)
+    display_name = models.CharField(
+        "Name on the sign-in button", max_length=100, help_text="e.g. Vienna General Hospital"
+    )
+    issuer = models.URLField(
+        "Issuer URL", max_length=300, help_text="e.g. https://login.hospital.example/realms/staff"
+    )
+    client_id = models.CharField("Client ID", max_length=200)
+    # Fernet-encrypted (accounts.sso.encrypt_secret); PORTAL_OIDC_SECRET_CLINIC_<id> in the
+    # environment takes precedence and is never stored.
+    client_secret_encrypted = models.TextField(blank=True)
+    allowed_email_domains = models.JSONField(default=list, blank=True)
+    create_unknown_as_staff = models.BooleanField(default=False)
+    provider_enforces_mfa = models.BooleanField(default=False)
+    role_claim = models.CharField(max_length=100, blank=True)
+    # claim value -> portal role, e.g. {"derm-doctors": "doctor"}; only used with role_claim.
+    role_claim_values = models.JSONField(default=dict, blank=True)
+    local_passwords_disabled = models.BooleanField(default=False)
+    # The first sign-in through the provider that worked: local passwords may be switched off
+    # only after it, so a clinic cannot lock itself out with a provider that was never tried.
+    first_sign_in_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "clinic sign-on (OpenID Connect)"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(local_passwords_disabled=False)
+                | (models.Q(enabled=True) & models.Q(first_sign_in_at__isnull=False)),
+                name="local_passwords_off_only_with_working_sign_on",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.display_name} ({self.clinic})"
+
+    @property
+    def provider_id(self) -> str:
+        return f"clinic-{self.clinic_id}"
+
+
+class RefreshTokenFamily(models.Model):
+    """One sign-in of an API client with a JWT pair: the first refresh token and every one
+    rotated from it carry this id (claim `fam`), and so do their access tokens. Revoking the
+    family ends them all at once: on reuse of a rotated refresh token (someone holds a stolen
+    copy), on deactivation, a password change or a change of role (accounts.services.jwt_tokens).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "refresh token families"
+
+    # Why a family was revoked, as the person holding its tokens is told.
+    REVOKED_BECAUSE = {
+        "reuse": "a refresh token of it was used twice",
+        "deactivated": "the account was deactivated",
+        "password_change": "the account's password was changed",
+        "role_change": "the account's role or clinic changed",
+        "sign_out": "the app signed out",
+        "local_passwords_off": "the clinic switched local passwords off",
+    }
+
+    def __str__(self) -> str:
+        return f"JWT sign-in {self.id} of {self.user}"
+
+    @property
+    def ended_message(self) -> str:
+        why = self.REVOKED_BECAUSE.get(self.revoked_reason, "it was revoked")
+        return f"This sign-in was ended because {why}: sign in again."

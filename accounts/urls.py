@@ -14,6 +14,7 @@ users_urlpatterns = [
     path("users/<int:user_id>/reactivate/", users.user_reactivate, name="user_reactivate"),
     path("users/<int:user_id>/resend/", users.user_resend, name="user_resend"),
     path("referral-policy/", clinic.referral_policy, name="referral_policy"),
+    path("sign-on/", clinic.sign_on, name="sign_on"),
     path("users/<int:user_id>/unlock/", users.user_unlock, name="user_unlock"),
 ]
 

@@ -113,6 +113,8 @@ def _build(image_path: Path | None, classify: bool):
             "top_class": prediction.top_class,
             "melanoma_probability": prediction.melanoma_probability,
             "risk_tier": prediction.risk_tier,
+            "triage_level": prediction.triage.level if prediction.triage else "",
+            "triage_reason": prediction.triage.reason if prediction.triage else "",
             "model_version": prediction.model_version,
         }
     else:

@@ -195,22 +195,26 @@ def main() -> None:
             f"{peak / 1e9:6.0f} peak on {cores} cores ({100 * achieved / peak:4.1f}%); "
             f"ceiling {peak / (macs * 2):6.0f} img/s"
         )
-    best = max(
-        (r for r in rows if r["threads"] == 1),
-        key=lambda r: base[1]["single_p50_ms"] / r["single_p50_ms"],
-    )
-    best_batch = max((r for r in rows if r["threads"] == 2), key=lambda r: r["batch32_img_s"])
+    # Ratios within one thread count (a busy machine hurts 2-thread runs most); the best of
+    # the thread counts is what a worker configured for this CPU would get.
     need_batch, need_single = (4.0, 1 / 3) if vnni else (2.0, 1 / 2)
-    batch_ratio = best_batch["batch32_img_s"] / base[2]["batch32_img_s"]
-    single_ratio = best["single_p50_ms"] / base[1]["single_p50_ms"]
     print()
-    print(
-        f"targets ({'VNNI' if vnni else 'AVX2 only'}): batch >= {need_batch:.0f}x torch: "
-        f"{batch_ratio:.2f}x with {best_batch['runtime']} "
-        f"{'met' if batch_ratio >= need_batch else 'MISSED'}; single <= {need_single:.2f}x: "
-        f"{single_ratio:.2f}x with {best['runtime']} "
-        f"{'met' if single_ratio <= need_single else 'MISSED'}"
-    )
+    for threads in (1, 2):
+        fast = [r for r in rows if r["threads"] == threads and r["runtime"] != "torch"]
+        if not fast:
+            print(f"{threads} thread(s): no accelerated runtime passed parity")
+            continue
+        batch = max(fast, key=lambda r: r["batch32_img_s"])
+        single = min(fast, key=lambda r: r["single_p50_ms"])
+        batch_ratio = batch["batch32_img_s"] / base[threads]["batch32_img_s"]
+        single_ratio = single["single_p50_ms"] / base[threads]["single_p50_ms"]
+        print(
+            f"{threads} thread(s), targets ({'VNNI' if vnni else 'AVX2 only'}): batch >= "
+            f"{need_batch:.0f}x torch: {batch_ratio:.2f}x with {batch['runtime']} "
+            f"{'met' if batch_ratio >= need_batch else 'MISSED'}; single <= {need_single:.2f}x: "
+            f"{single_ratio:.2f}x with {single['runtime']} "
+            f"{'met' if single_ratio <= need_single else 'MISSED'}"
+        )
 
 
 if __name__ == "__main__":

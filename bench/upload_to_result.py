@@ -58,10 +58,10 @@ def main() -> None:
     client.force_login(staff)
 
     worker_log = Path(os.environ["PORTAL_VAR_DIR"]) / "bench-worker.log"
-    worker = subprocess.Popen(
+    worker = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
         [sys.executable, "-m", "celery", "-A", "melanoma_portal", "worker", "--pool=solo",
          "--concurrency=1", "--loglevel=INFO", "--without-gossip", "--without-mingle",
-         "--without-heartbeat", "--purge"],
+         "--without-heartbeat", "--purge", "--queues=" + ",".join(settings.PORTAL_QUEUES)],
         cwd=ROOT, env=dict(os.environ), stdout=worker_log.open("w"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -83,14 +83,15 @@ def main() -> None:
             analysis_id = int(response["Location"].rstrip("/").rsplit("/", 1)[-1])
             while True:
                 analysis = Analysis.objects.get(pk=analysis_id)
-                if analysis.status in ("done", "failed"):
+                if analysis.status in ("done", "failed", "not_analysed"):
                     break
                 if time.perf_counter() - started > args.timeout:
                     sys.exit(f"analysis {analysis_id} not finished in {args.timeout}s")
                 time.sleep(0.02)
             elapsed = time.perf_counter() - started
             if analysis.status != "done":
-                sys.exit(f"analysis failed: {analysis.failure_reason}")
+                why = analysis.failure_reason or analysis.gate_message
+                sys.exit(f"analysis {analysis.status}: {why}")
             return elapsed, analysis
 
         cold, first = one(0)

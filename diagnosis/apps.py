@@ -11,3 +11,5 @@ class DiagnosisConfig(AppConfig):
         from patients.views.records import register_patient_page_section
 
         register_patient_page_section(patient_page_section)
+        # check --deploy warns when images would be stored unencrypted.
+        from diagnosis import checks  # noqa: F401

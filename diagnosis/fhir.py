@@ -6,6 +6,15 @@ built and validated with `fhir.resources.R4B` (FHIR 4.3, the R4 line: the same D
 Observation, Media and Patient as 4.0.1; fhir.resources 8 ships no 4.0.1 models, and R5 dropped
 Media). A result is `preliminary`: it is machine output until a doctor reviews it.
 
+What else the bundle says, in diagnosis.presentation's words:
+- the clinical triage (urgent / soon / routine, with its reason such as "BCC 96%") as its own
+  Observation, with what the level means and does not mean as notes; a result from a model
+  without triage keeps its melanoma risk-tier Observation instead;
+- a result a doctor had made by overriding the image gate carries the "Outside validated use"
+  mark in the report's conclusion and a note on every Observation;
+- an image the gate refused (status `not_analysed`) gives a `cancelled` DiagnosticReport with
+  the reason and what to do as its conclusion, and no Observation: no prediction was made.
+
 Codes and their sources
 -----------------------
 SNOMED CT (http://snomed.info/sct), International Edition concepts for the classifier's
@@ -50,7 +59,10 @@ from diagnosis.presentation import (
     DISCLAIMER,
     ai_suggestion_text,
     class_name,
+    override_of,
+    refusal_of,
     risk_tier_label,
+    triage_of,
 )
 from ml.classes import CLASSES
 
@@ -62,6 +74,7 @@ PORTAL = "https://melanoma-portal.example/fhir"
 CLASS_SYSTEM = f"{PORTAL}/CodeSystem/ham10000-class"
 OBSERVATION_SYSTEM = f"{PORTAL}/CodeSystem/ai-observation"
 RISK_SYSTEM = f"{PORTAL}/CodeSystem/risk-tier"
+TRIAGE_SYSTEM = f"{PORTAL}/CodeSystem/triage"
 MODEL_SYSTEM = f"{PORTAL}/model-version"
 
 CLASS_SNOMED: dict[str, tuple[str, str]] = {
@@ -158,6 +171,12 @@ def _media(analysis: Analysis, patient_ref: str) -> Media:
     )
 
 
+def _notes(analysis: Analysis, *texts: str) -> list[dict]:
+    """Observation notes: the outside-validated-use mark first when there is one."""
+    mark = override_of(analysis)
+    return [{"text": text} for text in ([mark.text] if mark else []) + list(texts)]
+
+
 def _probability_observation(
     analysis: Analysis, code: str, probability: float, patient_ref: str, media_ref: str
 ) -> Observation:
@@ -202,6 +221,29 @@ def _probability_observation(
         ],
         derivedFrom=[{"reference": media_ref}],
         device={"display": f"Melanoma Portal classifier {analysis.model_version}"},
+        note=_notes(analysis),
+    )
+
+
+def _triage_observation(analysis: Analysis, patient_ref: str, media_ref: str) -> Observation:
+    shown = triage_of(analysis)
+    return Observation(
+        status="preliminary",
+        code={
+            "coding": [
+                {"system": OBSERVATION_SYSTEM, "code": "triage", "display": "AI clinical triage"}
+            ],
+            "text": "AI clinical triage of the lesion (melanoma, BCC, AK/Bowen's)",
+        },
+        subject={"reference": patient_ref},
+        effectiveDateTime=_instant(analysis.finished_at),
+        valueCodeableConcept={
+            "coding": [{"system": TRIAGE_SYSTEM, "code": shown.level, "display": shown.label}],
+            "text": shown.text,
+        },
+        derivedFrom=[{"reference": media_ref}],
+        device={"display": f"Melanoma Portal classifier {analysis.model_version}"},
+        note=_notes(analysis, shown.wording.means, shown.wording.does_not_mean, DISCLAIMER),
     )
 
 
@@ -223,12 +265,13 @@ def _risk_observation(analysis: Analysis, patient_ref: str, media_ref: str) -> O
         },
         derivedFrom=[{"reference": media_ref}],
         device={"display": f"Melanoma Portal classifier {analysis.model_version}"},
-        note=[{"text": DISCLAIMER}],
+        note=_notes(analysis, DISCLAIMER),
     )
 
 
 def analysis_bundle(*, analysis: Analysis, base_url: str) -> dict:
-    """The finished analysis as a FHIR R4 collection Bundle, as JSON-ready data.
+    """The finished analysis (done, or not analysed) as a FHIR R4 collection Bundle, as
+    JSON-ready data.
 
     `base_url` is the portal's address (for the MRN's identifier system). Raises
     pydantic's ValidationError if a resource would not validate: a bug, never sent out.
@@ -236,27 +279,40 @@ def analysis_bundle(*, analysis: Analysis, base_url: str) -> dict:
     patient_ref, media_ref, report_ref = _urn(), _urn(), _urn()
     patient = _patient(analysis, base_url)
     media = _media(analysis, patient_ref)
-    observations = [
-        (
-            _urn(),
-            _probability_observation(
-                analysis, code, analysis.probabilities[code], patient_ref, media_ref
-            ),
+    refusal = refusal_of(analysis)
+    observations: list[tuple[str, Observation]] = []
+    if refusal is not None:
+        status, conclusion, conclusion_code = "cancelled", f"{refusal.text} {DISCLAIMER}", []
+    else:
+        observations = [
+            (
+                _urn(),
+                _probability_observation(
+                    analysis, code, analysis.probabilities[code], patient_ref, media_ref
+                ),
+            )
+            for code in CLASSES
+            if code in analysis.probabilities
+        ]
+        if triage_of(analysis) is not None:
+            observations.append((_urn(), _triage_observation(analysis, patient_ref, media_ref)))
+        else:
+            observations.append((_urn(), _risk_observation(analysis, patient_ref, media_ref)))
+        top = analysis.top_class
+        suggestion = ai_suggestion_text(
+            top_class=top,
+            melanoma_probability=analysis.melanoma_probability,
+            risk_tier=analysis.risk_tier,
+            triage_level=analysis.triage_level,
+            triage_reason=analysis.triage_reason,
         )
-        for code in CLASSES
-        if code in analysis.probabilities
-    ]
-    observations.append((_urn(), _risk_observation(analysis, patient_ref, media_ref)))
-    top = analysis.top_class
-    suggestion = ai_suggestion_text(
-        top_class=top,
-        melanoma_probability=analysis.melanoma_probability,
-        risk_tier=analysis.risk_tier,
-    )
-    conclusion = f"{suggestion} {DISCLAIMER}"
+        mark = override_of(analysis)
+        conclusion = " ".join([*([mark.text] if mark else []), suggestion, DISCLAIMER])
+        status = "preliminary"
+        conclusion_code = [class_concept(top)] if top in CLASS_NAMES else []
     report = DiagnosticReport(
         identifier=[{"system": f"{base_url}analyses", "value": str(analysis.pk)}],
-        status="preliminary",
+        status=status,
         code={
             "coding": [
                 {
@@ -271,9 +327,16 @@ def analysis_bundle(*, analysis: Analysis, base_url: str) -> dict:
         effectiveDateTime=_instant(analysis.image.uploaded_at),
         issued=_instant(analysis.finished_at or timezone.now()),
         result=[{"reference": ref} for ref, _ in observations],
-        media=[{"comment": "Dermoscopic image analysed", "link": {"reference": media_ref}}],
+        media=[
+            {
+                "comment": "Dermoscopic image refused by the image gate"
+                if refusal is not None
+                else "Dermoscopic image analysed",
+                "link": {"reference": media_ref},
+            }
+        ],
         conclusion=conclusion,
-        conclusionCode=[class_concept(top)] if top in CLASS_NAMES else [],
+        conclusionCode=conclusion_code,
     )
     entries = [(report_ref, report), (patient_ref, patient), (media_ref, media), *observations]
     bundle = Bundle(

@@ -7,23 +7,32 @@ import logging
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init
+from django.conf import settings
 from django.db import OperationalError
 
 from diagnosis import services
+from diagnosis.models.housekeeping import SWEEP
+from melanoma_portal import metrics
 
 logger = logging.getLogger(__name__)
 
 
 @worker_process_init.connect
 def load_classifier_at_start(**kwargs) -> None:
-    """Load the model when a worker process starts, so the first upload does not wait for
-    torch's import and the weights. Without a model the worker still starts: analyses then
-    fail with a clear message, and a model installed later is picked up on the next task."""
-    from diagnosis.classifier import get_classifier
+    """Load the model and its image gate when a worker process starts, so the first upload
+    does not wait for torch's import and the weights. Without a model the worker still
+    starts: analyses then fail with a clear message, and a model installed later is picked up
+    on the next task."""
+    from diagnosis.classifier import get_gate
     from ml.inference import ClassifierNotInstalled
 
     try:
-        get_classifier()
+        # The shipped versions join the model registry the first time a worker starts.
+        services.model_registry_sync()
+    except Exception:
+        logger.exception("the model registry could not be brought up to date")
+    try:
+        get_gate()  # loads the classifier first
     except ClassifierNotInstalled:
         logger.warning("no classifier installed; analyses will fail until one is")
 
@@ -53,8 +62,9 @@ def database_busy(error: BaseException) -> bool:
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
-    soft_time_limit=120,
-    time_limit=180,
+    # From settings, so the stale sweep keys on the same limit (and a test can shorten both).
+    soft_time_limit=settings.ANALYSIS_SOFT_TIME_LIMIT_S,
+    time_limit=settings.ANALYSIS_TIME_LIMIT_S,
     max_retries=DATABASE_BUSY_RETRIES,
 )
 def analyse_image(self, analysis_id: int) -> str:
@@ -76,15 +86,65 @@ def analyse_image(self, analysis_id: int) -> str:
             reason=DATABASE_BUSY if database_busy(exc) else FAILED_UNEXPECTEDLY,
         )
         return "failed"
+    _observe(analysis)
+    if analysis is not None:
+        _run_shadow(analysis_id)
     return analysis.status if analysis is not None else "skipped"
+
+
+def _observe(analysis) -> None:
+    """A finished analysis's inference time and queue wait, for this worker host's metrics
+    (its outcome is counted for every task by melanoma_portal.task_signals)."""
+    timings = (analysis.timings_ms or {}) if analysis is not None else {}
+    if "inference" in timings:
+        metrics.INFERENCE.labels(model_version=analysis.model_version).observe(
+            timings["inference"] / 1000
+        )
+    if "queue_wait" in timings:
+        metrics.QUEUE_WAIT.observe(timings["queue_wait"] / 1000)
+    if analysis is not None and analysis.status == "not_analysed":
+        metrics.GATE_REJECTIONS.labels(reason=analysis.gate_reason).inc()
+
+
+def _run_shadow(analysis_id: int) -> None:
+    """The shadow version's look at the same image, once the served result is stored; its
+    failure (or the task's time running out) never touches the served result."""
+    try:
+        services.shadow_run(analysis_id=analysis_id)
+    except Exception:
+        logger.exception("shadow run of analysis %s failed", analysis_id)
 
 
 @shared_task(soft_time_limit=60, time_limit=90)
 def requeue_stale_analyses() -> int:
-    return services.analysis_requeue_stale()
+    sent = services.analysis_requeue_stale()
+    # The dashboard and /readyz read this to tell that beat (and a worker) are alive.
+    services.heartbeat_record(name=SWEEP)
+    return sent
 
 
 @shared_task(soft_time_limit=600, time_limit=900)
 def purge_expired_originals() -> int:
     """Delete original images past their clinic's retention period."""
     return services.images_purge_expired()
+
+
+# Not acks_late: an evaluation runs longer than the broker's visibility timeout, and a second
+# delivery would measure everything twice. A lost one is simply queued again from the admin.
+@shared_task(acks_late=False, soft_time_limit=3300, time_limit=3600, max_retries=0)
+def evaluate_model_version(model_version_id: int, actor_id: int) -> int:
+    """The admin's Evaluate button: measure a version on the local cases."""
+    from accounts.models import User
+    from diagnosis.models import ModelVersion
+
+    evaluation = services.model_version_evaluate(
+        actor=User.objects.get(pk=actor_id),
+        model_version=ModelVersion.objects.get(pk=model_version_id),
+    )
+    return evaluation.pk
+
+
+@shared_task(soft_time_limit=600, time_limit=900)
+def watch_drift() -> int:
+    """Weekly: each clinic's week of results against the served version's validation."""
+    return services.drift_reports_compute()

@@ -2,7 +2,15 @@
 
 from django.urls import path
 
-from diagnosis.views import analysis, histopathology, image, lesion, referral, review
+from diagnosis.views import (
+    analysis,
+    histopathology,
+    image,
+    lesion,
+    model_version,
+    referral,
+    review,
+)
 
 app_name = "diagnosis"
 
@@ -15,6 +23,11 @@ urlpatterns: list = [
     path("analyses/<int:analysis_id>/", analysis.analysis_detail, name="analysis"),
     path("analyses/<int:analysis_id>/status/", analysis.analysis_status, name="analysis_status"),
     path("analyses/<int:analysis_id>/retry/", analysis.analysis_retry, name="analysis_retry"),
+    path(
+        "analyses/<int:analysis_id>/override/",
+        analysis.analysis_override,
+        name="analysis_override",
+    ),
     path("analyses/<int:analysis_id>/heatmap/<str:which>/", image.heatmap_file, name="heatmap"),
     path("images/<int:image_id>/", image.image_file, name="image"),
     path("worklist/", review.worklist, name="worklist"),
@@ -35,6 +48,7 @@ urlpatterns: list = [
         histopathology.histopathology_cases,
         name="histopathology_cases",
     ),
+    path("models/comparison/", model_version.model_comparison, name="model_comparison"),
     path("referrals/", referral.referral_list, name="referral_list"),
     path("referrals/<int:referral_id>/", referral.referral_detail, name="referral_detail"),
     path("referrals/<int:referral_id>/close/", referral.referral_close, name="referral_close"),

@@ -82,7 +82,12 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     # no app.
     code = getattr(exc, "api_status_code", None)
     if isinstance(code, int):
-        return Response(error_body(code, str(exc)), status=code)
+        response = Response(error_body(code, str(exc)), status=code)
+        # A quota that says when it frees up (diagnosis's upload quota: 429).
+        retry_after = getattr(exc, "retry_after_s", None)
+        if isinstance(retry_after, int):
+            response["Retry-After"] = str(retry_after)
+        return response
     if isinstance(exc, RequestDataTooBig):
         return Response(
             error_body(413, "The request is too large."),

@@ -13,6 +13,7 @@ from drf_spectacular.views import (
 )
 from rest_framework.routers import SimpleRouter
 
+from accounts.api import TokenObtainView, TokenRefreshView, TokenSignOutView
 from diagnosis.api import AnalysisViewSet, LesionViewSet, ReferralViewSet, ReviewViewSet
 from patients.api import PatientViewSet
 from reports.api import AnalysisReportPDF
@@ -27,6 +28,10 @@ router.register("reviews", ReviewViewSet, basename="review")
 router.register("referrals", ReferralViewSet, basename="referral")
 
 urlpatterns = [
+    # JWT sign-in for apps that act for a person (accounts.services.jwt_tokens).
+    path("v1/auth/token/", TokenObtainView.as_view(), name="token-obtain"),
+    path("v1/auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
+    path("v1/auth/token/sign-out/", TokenSignOutView.as_view(), name="token-sign-out"),
     path(
         "v1/analyses/<str:analysis_id>/report/",
         AnalysisReportPDF.as_view(),

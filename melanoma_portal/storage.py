@@ -1,12 +1,13 @@
-"""Encryption at rest for files the portal keeps on its own disk (patient images, heatmaps).
+"""Encryption at rest for the files the portal keeps (patient images, thumbnails, heatmaps).
 
-Set IMAGE_ENCRYPTION_KEY (one or more Fernet keys, comma separated, newest first) and this
-storage becomes the default: every file is encrypted before it touches the disk and decrypted
-when read through the storage API (`field.open()`), which is how the permission-checked image
-view and the worker read it. A copied disk or backup without the key shows only ciphertext.
-Files written before a key was configured are still readable (they lack the Fernet prefix),
-so turning encryption on needs no migration. Older keys listed after the first keep decrypting
-until files are re-encrypted: key rotation without downtime.
+Set IMAGE_ENCRYPTION_KEY (one or more Fernet keys, comma separated, newest first) and every
+file is encrypted before it leaves the process and decrypted when read through the storage API
+(`field.open()`), which is how the permission-checked image view and the worker read it: on
+the portal's own disk (EncryptedFileSystemStorage) and in an S3 bucket alike
+(melanoma_portal.storage_s3). A copied disk, bucket or backup without the key shows only
+ciphertext. Files written before a key was configured are still readable (they lack the Fernet
+prefix), so turning encryption on needs no migration. Older keys listed after the first keep
+decrypting until files are re-encrypted: key rotation without downtime.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ def fernet_from_setting(value: str) -> MultiFernet:
         ) from exc
 
 
-class EncryptedFileSystemStorage(FileSystemStorage):
-    """A FileSystemStorage whose files are Fernet-encrypted on disk (AES-128-CBC + HMAC)."""
+class EncryptedStorageMixin:
+    """Fernet-encrypts every file before the storage below writes it (AES-128-CBC + HMAC) and
+    decrypts it when read; put it before any Django storage class."""
 
     def __init__(self, *args, key: str | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -67,3 +69,7 @@ class EncryptedFileSystemStorage(FileSystemStorage):
         file = ContentFile(data, name=name)
         file.mode = mode
         return file
+
+
+class EncryptedFileSystemStorage(EncryptedStorageMixin, FileSystemStorage):
+    """A FileSystemStorage whose files are Fernet-encrypted on disk."""

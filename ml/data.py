@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +81,7 @@ class LesionImages(Dataset):
     def __init__(
         self,
         records: Sequence[Record],
-        image_dir: Path,
+        image_dir: Path | Mapping[str, Path],
         transform: Callable[[Image.Image], torch.Tensor],
         metadata: Sequence[LesionMetadata] | None = None,
         metadata_dropout: float = 0.0,
@@ -95,7 +95,9 @@ class LesionImages(Dataset):
         self.transform = transform
         self.images = []
         for record in self.records:
-            with Image.open(image_dir / f"{record.image_id}.jpg") as image:
+            # One folder, or (HAM10000 plus exports, ml.train --extra-data) a folder per image.
+            folder = image_dir[record.image_id] if isinstance(image_dir, Mapping) else image_dir
+            with Image.open(folder / f"{record.image_id}.jpg") as image:
                 self.images.append(image.convert("RGB"))
 
     def __len__(self) -> int:
@@ -109,3 +111,16 @@ class LesionImages(Dataset):
             return image, self.labels[index]
         record = drop_fields(self.metadata[index], self.metadata_dropout, self.generator)
         return image, encode(record), self.labels[index]
+
+
+def extra_split(records: Sequence[Record], val_share: int = 7) -> dict[str, list[Record]]:
+    """A labelled export (`manage.py export_training_set`) split by lesion, like HAM10000's:
+    a lesion is validation when the first bytes of sha256(lesion_id) fall in one of
+    `val_share` buckets. It looks at nothing but the id, so a case stays on its side as the
+    export grows, and no lesion's images are on both sides."""
+    parts: dict[str, list[Record]] = {"train": [], "val": []}
+    for record in records:
+        digest = hashlib.sha256(record.lesion_id.encode()).digest()
+        side = "val" if int.from_bytes(digest[:4], "big") % val_share == 0 else "train"
+        parts[side].append(record)
+    return parts

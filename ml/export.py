@@ -26,6 +26,7 @@ import io
 import json
 import os
 import platform
+import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -90,7 +91,9 @@ def training_command(args: dict[str, str]) -> str:
     parts = ["python -m ml.train"]
     for key, value in args.items():
         flag = "--" + key.replace("_", "-")
-        if value in ("True", "False"):
+        if key == "extra_data":  # a list of folders: the flag once per folder
+            parts += [f"{flag} {folder}" for folder in re.findall(r"'([^']+)'", value)]
+        elif value in ("True", "False"):
             if value == "True":
                 parts.append(flag)
         else:

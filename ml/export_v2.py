@@ -79,19 +79,26 @@ TTA_MIN_GAIN: float = 0.01
 
 @torch.inference_mode()
 def pooled_features(
-    model: LesionNet, records: list[Record], image_dir: Path, config: PreprocessConfig
+    model: LesionNet,
+    records: list[Record],
+    image_dir: Path,
+    config: PreprocessConfig,
+    max_views: int = VIEW_COUNTS[-1],
 ) -> dict[int, np.ndarray]:
-    """{views: (n, features)} image features averaged over the first 1, 4 and 8 views."""
-    out: dict[int, list[np.ndarray]] = {v: [] for v in VIEW_COUNTS}
+    """{views: (n, features)} image features averaged over the first 1, 4 and 8 views (those
+    up to `max_views`: one view is an eighth of the work)."""
+    counts = [v for v in VIEW_COUNTS if v <= max_views]
+    out: dict[int, list[np.ndarray]] = {v: [] for v in counts}
     for start in range(0, len(records), 4):
         batch = []
         for record in records[start : start + 4]:
             with Image.open(image_dir / f"{record.image_id}.jpg") as image:
                 batch.append(to_model_input(image, config))
-        views = tta_views(torch.stack(batch), len(DIHEDRAL_VIEWS))
-        stacked = torch.cat(views).contiguous(memory_format=torch.channels_last)
-        feats = model.backbone(stacked).float().view(len(views), len(batch), -1)
-        for v in VIEW_COUNTS:
+        plain = torch.stack(batch)
+        views = tta_views(plain, len(DIHEDRAL_VIEWS)) if counts[-1] > 1 else [plain]
+        stacked = torch.cat(views[: counts[-1]]).contiguous(memory_format=torch.channels_last)
+        feats = model.backbone(stacked).float().view(counts[-1], len(batch), -1)
+        for v in counts:
             out[v].append(feats[:v].mean(0).numpy())
     return {v: np.concatenate(parts) for v, parts in out.items()}
 
@@ -180,11 +187,15 @@ def main(argv: list[str] | None = None) -> None:
         began = time.monotonic()
         config = PreprocessConfig(input_size=size)
         features[size] = {
-            half: [pooled_features(m, recs, image_dir, config) for m in models]
+            half: [pooled_features(m, recs, image_dir, config, args.max_views) for m in models]
             for half, recs in halves.items()
         }
         seconds = time.monotonic() - began
-        print(f"size {size}: features of 1431 images x 8 views x {len(models)} in {seconds:.0f} s")
+        n_images = sum(len(recs) for recs in halves.values())
+        print(
+            f"size {size}: features of {n_images} images x {args.max_views} view(s) "
+            f"x {len(models)} network(s) in {seconds:.0f} s"
+        )
 
     # 2. Size and views, on the select half: fewest views within TTA_MIN_GAIN of the best.
     # Each candidate is scored as it would be served: calibrated, then the balanced decision
@@ -244,13 +255,14 @@ def main(argv: list[str] | None = None) -> None:
     # For the record only (nothing is chosen from it): did test-time views help on lesions
     # that chose nothing? v1's export saw TTA lose 2.4 points and asked whether it was a bug.
     report_by_views = {}
-    for n_views in VIEW_COUNTS:
+    for n_views in allowed:
         logits = logits_at(size, "report", n_views)
         shown = decide(calibrate(logits, temperature, bias), weights)
         report_by_views[f"{size}px x{n_views}"] = balanced_accuracy(
             labels["report"], shown, len(CLASSES)
         )
 
+    select_report = multiclass_report(labels["select"], select_probs)
     with_meta, report_probs = report(True)
     image_only, _ = report(False)
     is_mel = labels["report"] == MELANOMA_INDEX
@@ -374,6 +386,10 @@ def main(argv: list[str] | None = None) -> None:
         "chosen": card["selection"]["chosen"],
         "alpha": alpha,
         "temperature": card["temperature"],
+        # What a choice between exports may look at: the select half only.
+        "select_balanced_accuracy": select_table[card["selection"]["chosen"]],
+        "select_melanoma_auc": select_report["melanoma"]["auc"],
+        "select_macro_auc": select_report.get("macro_auc"),
         "report_balanced_accuracy": with_meta["balanced_accuracy"],
         "report_balanced_accuracy_image_only": image_only["balanced_accuracy"],
         "report_melanoma_auc": with_meta["melanoma"]["auc"],

@@ -29,7 +29,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +86,8 @@ class Verdict:
     reason: str | None  # a key of quality.REASONS, or "not_dermoscopic"
     message: str  # plain words for staff; empty when accepted
     ood_score: float | None  # None when a quality check refused it first
+    # What the gate measured (ml.quality.QualityMeasures), for the record the worker keeps.
+    measures: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
@@ -123,13 +125,15 @@ class Gate:
 
     def check(self, image: Image.Image) -> Verdict:
         """The verdict on one image: quality first (cheap, and its advice is specific)."""
-        failed = quality.check(quality.measure(image), self.thresholds)
+        measures = quality.measure(image)
+        measured = asdict(measures)
+        failed = quality.check(measures, self.thresholds)
         if failed:
-            return Verdict(False, failed, quality.REASONS[failed], None)
+            return Verdict(False, failed, quality.REASONS[failed], None, measured)
         score = float(self.ood_scores([image])[0])
         if score > self.ood_threshold:
-            return Verdict(False, "not_dermoscopic", NOT_DERMOSCOPIC, score)
-        return Verdict(True, None, "", score)
+            return Verdict(False, "not_dermoscopic", NOT_DERMOSCOPIC, score, measured)
+        return Verdict(True, None, "", score, measured)
 
 
 def _images_in(folder: Path) -> list[Path]:

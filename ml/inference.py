@@ -1,12 +1,13 @@
 """The worker's API: load an exported classifier once, then turn images into predictions.
 
     classifier = Classifier.load_current()          # ml/models/CURRENT names the version
-    prediction = classifier.predict(pil_image)      # calibrated probabilities + risk tier
+    prediction = classifier.predict(pil_image)      # calibrated probabilities, risk tier, triage
     prediction = classifier.predict(pil_image, metadata.parse(age=54, sex="female", site="back"))
-    overlay = classifier.heatmap(pil_image, "mel")  # Grad-CAM, same size as the image
+    overlay = classifier.heatmap(pil_image, "mel")  # Grad-CAM, the image's size (capped)
 
 A model directory (`ml/models/<version>/`, written by `ml.export`) holds `weights.pt` (a state
-dict) and `card.json` (architecture, preprocessing, class order, temperature, tier thresholds).
+dict) and `card.json` (architecture, preprocessing, class order, temperature, tier thresholds,
+and from v2 on the clinical triage's thresholds, `triage`).
 Everything needed to reproduce the validated behaviour is read from the card, so a model is
 served exactly as it was measured.
 
@@ -34,9 +35,11 @@ from ml import metadata as meta
 from ml.calibration import RiskThresholds
 from ml.classes import CLASSES, MELANOMA_INDEX, class_index
 from ml.gradcam import cam_to_image, grad_cam, overlay
+from ml.imaging import WORKING_MAX_PIXELS, working_copy
 from ml.preprocessing import PreprocessConfig, to_model_input
 from ml.runtimes import OnnxRunner, file_sha256, normalised_cam
 from ml.selection import calibrate
+from ml.triage import Triage, TriageThresholds, triage
 
 MODELS_ROOT = Path(__file__).resolve().parent / "models"
 CURRENT_FILE = "CURRENT"
@@ -68,6 +71,9 @@ class Prediction:
     timings_ms: dict[str, float]  # {"preprocess": .., "inference": ..}
     # Which of age/sex/site the model read ((): image only, by choice or because none known).
     metadata_used: tuple[str, ...] = ()
+    # The clinical triage (ml.triage) when the card has triage thresholds (v2); None for a
+    # model without them (v1), whose results carry the melanoma risk tier alone.
+    triage: Triage | None = None
 
 
 class ClassifierNotInstalled(Exception):
@@ -243,6 +249,13 @@ class Classifier:
         self.thresholds = RiskThresholds(
             moderate=float(card["thresholds"]["moderate"]), high=float(card["thresholds"]["high"])
         )
+        # v2 cards: the triage of every skin cancer (ml.triage); v1 cards have none.
+        triage_card = card.get("triage") or {}
+        self.triage_thresholds = (
+            TriageThresholds(**{k: float(v) for k, v in triage_card["thresholds"].items()})
+            if triage_card.get("thresholds")
+            else None
+        )
         tta = card.get("tta", False)
         # v1 cards store a bool (four flips); v2 cards the number of views.
         self.tta: int = len(TTA_VIEWS) if tta is True else int(tta or 0)
@@ -369,21 +382,28 @@ class Classifier:
         # float64 softmax, so the rounded-to-Python floats still sum to 1 within 1e-12.
         p_mel = float(probs[MELANOMA_INDEX])
         used = record.present if (record is not None and self.uses_metadata) else ()
+        probabilities = {code: float(p) for code, p in zip(CLASSES, probs, strict=True)}
         return Prediction(
-            probabilities={code: float(p) for code, p in zip(CLASSES, probs, strict=True)},
+            probabilities=probabilities,
             top_class=CLASSES[self.decide(probs)],
             melanoma_probability=p_mel,
             risk_tier=self.thresholds.tier(p_mel),
             model_version=self.version,
             timings_ms=timings_ms,
             metadata_used=used,
+            triage=(
+                None
+                if self.triage_thresholds is None
+                else triage(probabilities, self.triage_thresholds)
+            ),
         )
 
     def predict(
         self, image: Image.Image, metadata: meta.LesionMetadata | None = None
     ) -> Prediction:
-        """One image of any size and mode to a calibrated prediction with its risk tier;
-        `metadata` (age, sex, site, any of them unknown) is read by models that use it."""
+        """One image of any size and mode to a calibrated prediction with its risk tier and,
+        for a card with triage thresholds, its triage; `metadata` (age, sex, site, any of them
+        unknown) is read by models that use it."""
         return self.predict_batch([image], metadata=[metadata])[0]
 
     def predict_batch(
@@ -415,18 +435,26 @@ class Classifier:
                 predictions.append(self._prediction(row, timings, record))
         return predictions
 
-    def heatmap(self, image: Image.Image, target: str) -> Image.Image:
+    def heatmap(
+        self, image: Image.Image, target: str, *, max_pixels: int = WORKING_MAX_PIXELS
+    ) -> Image.Image:
         """Grad-CAM overlay for class code `target` ("mel", or the top class), RGB, at the
-        input image's own size. Computed on the plain view even when TTA is on: a map
+        input image's own size, or scaled down to at most `max_pixels` pixels (aspect kept).
+
+        Grad-CAM runs at the model's resolution (the network's input, a 6x6 map) and is
+        scaled up onto the picture; the overlay is drawn on a working copy, never on a
+        7000 x 7000 original (seconds of worker time and gigabytes of float arrays for a map
+        that holds 36 numbers). Computed on the plain view even when TTA is on: a map
         averaged over mirrored views would blur what it is meant to localise."""
         index = class_index(target)
-        rgb = self.preprocess(image)
+        picture = working_copy(image, max_pixels)
+        rgb = self.preprocess(picture)
         if self.runner is not None:
             vectors = torch.zeros(1, meta.N_FEATURES)  # CAMs read the image body only
             _, cams = self.runner.run(rgb[None].numpy(), vectors.numpy())
-            full = cam_to_image(normalised_cam(cams[0], index), image.size, self.config)
-            return overlay(image, full)
+            full = cam_to_image(normalised_cam(cams[0], index), picture.size, self.config)
+            return overlay(picture, full)
         with self._lock:
             cam = grad_cam(self.model, rgb[None], index, self.model.bn2)
-        full = cam_to_image(cam, image.size, self.config)
-        return overlay(image, full)
+        full = cam_to_image(cam, picture.size, self.config)
+        return overlay(picture, full)

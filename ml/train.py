@@ -21,6 +21,7 @@ import math
 import random
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,10 @@ from ml import metadata as meta
 from ml.classes import CLASSES
 from ml.data import (
     LesionImages,
+    Record,
     default_data_dir,
+    extra_split,
+    read_metadata,
     read_metadata_rows,
     read_split,
     read_val_halves,
@@ -163,8 +167,43 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--max-train", type=int, default=0, help="debug: first N train images")
+    parser.add_argument("--max-select", type=int, default=0, help="debug: first N selection images")
+    parser.add_argument(
+        "--extra-data",
+        type=Path,
+        action="append",
+        default=[],
+        help="a labelled export in HAM10000's layout (manage.py export_training_set); repeat "
+        "for several. Each is split by lesion (ml.data.extra_split): its training lesions join "
+        "the training set, its validation lesions the select half",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     return parser.parse_args(argv)
+
+
+def training_data(
+    data: Path, extra: Sequence[Path] = ()
+) -> tuple[list[Record], list[Record], dict[str, dict[str, str]], Path | dict[str, Path]]:
+    """(train records, select records, metadata rows by image id, image folder(s)): HAM10000's
+    committed split, plus each extra export's lesions on the side ml.data.extra_split puts
+    them. An image id that two sources share is refused: it would be trained on twice."""
+    train_records = read_split()["train"]
+    select_records = read_val_halves()["select"]
+    rows = read_metadata_rows(data)
+    if not extra:
+        return train_records, select_records, rows, data / "images"
+    folders: dict[str, Path] = dict.fromkeys(rows, data / "images")
+    for folder in extra:
+        records = read_metadata(folder)
+        for record in records:
+            if record.image_id in folders:
+                raise SystemExit(f"{folder}: image id {record.image_id} is already in the data")
+            folders[record.image_id] = folder / "images"
+        rows.update(read_metadata_rows(folder))
+        parts = extra_split(records)
+        train_records = train_records + parts["train"]
+        select_records = select_records + parts["val"]
+    return train_records, select_records, rows, folders
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -174,12 +213,17 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     config = PreprocessConfig(input_size=args.size)
     eval_config = PreprocessConfig(input_size=args.eval_size or args.size)
-    train_records = read_split()["train"]
+    train_records, select_records, rows, image_dir = training_data(args.data, args.extra_data)
     if args.max_train:
         train_records = train_records[:: max(1, len(train_records) // args.max_train)]
-    select_records = read_val_halves()["select"]
-    rows = read_metadata_rows(args.data)
-    image_dir = args.data / "images"
+    if args.max_select:  # a few of each class, so that every class's AUC is defined
+        per_class, taken, kept = max(1, args.max_select // len(CLASSES)), Counter(), []
+        for record in select_records:
+            taken[record.dx] += 1
+            if taken[record.dx] <= per_class:
+                kept.append(record)
+        select_records = kept
+    print(f"training on {len(train_records)} images, selecting on {len(select_records)}")
     augment = train_transform(
         config,
         scale_min=args.scale_min,

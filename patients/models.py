@@ -63,6 +63,12 @@ class Patient(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The patient's consent to the research use of their images (training the classifier):
+    # only consenting patients' confirmed cases leave the portal in a training set. Changed
+    # only by patients.services.records.patient_set_research_consent (audited).
+    research_consent = models.BooleanField("Consents to research use of images", default=False)
+    research_consent_changed_at = models.DateTimeField(null=True, blank=True)
+    research_consent_changed_by_name = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["last_name", "first_name", "id"]

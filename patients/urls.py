@@ -10,6 +10,11 @@ records_urlpatterns = [
     path("new/", records.patient_create, name="create"),
     path("<int:patient_id>/", records.patient_detail, name="detail"),
     path("<int:patient_id>/edit/", records.patient_edit, name="edit"),
+    path(
+        "<int:patient_id>/research-consent/",
+        records.patient_research_consent,
+        name="research_consent",
+    ),
 ]
 
 rights_urlpatterns = [

@@ -40,8 +40,9 @@ class ReportUnavailable(Exception):
 
 
 def unavailable_reason(analysis: Analysis) -> str | None:
-    """Why no report can be made for this analysis, or None when one can."""
-    if analysis.status == AnalysisStatus.DONE:
+    """Why no report can be made for this analysis, or None when one can: a finished result,
+    or the image gate's refusal (a report that says "Not analysed" and what to do)."""
+    if analysis.status in (AnalysisStatus.DONE, AnalysisStatus.NOT_ANALYSED):
         return None
     if analysis.status == AnalysisStatus.FAILED:
         detail = analysis.failure_reason or "no reason was recorded"
@@ -96,9 +97,7 @@ def report_context(*, user: User, analysis: Analysis) -> dict[str, Any]:
     if reason is not None:
         raise ReportUnavailable(reason)
     analysed_at = timezone.localtime(analysis.finished_at or analysis.queued_at)
-    signed = current_signed_review(analysis=analysis)
-    latest = current_review(analysis=analysis)
-    return {
+    context: dict[str, Any] = {
         "analysis": analysis,
         "clinic": patient.clinic,
         "patient": patient,
@@ -108,6 +107,15 @@ def report_context(*, user: User, analysis: Analysis) -> dict[str, Any]:
         "generated_at": timezone.localtime(),
         "generated_by": user,
         "image_uri": image_data_uri(image.file) or image_data_uri(image.thumbnail),
+        "disclaimer": presentation.DISCLAIMER,
+    }
+    refusal = presentation.refusal_of(analysis)
+    if refusal is not None:
+        # The gate refused the image: no prediction, no heatmap, nothing to review.
+        return context | {"refusal": refusal}
+    signed = current_signed_review(analysis=analysis)
+    latest = current_review(analysis=analysis)
+    return context | {
         "heatmap_top_uri": image_data_uri(analysis.heatmap_top),
         "heatmap_melanoma_uri": image_data_uri(analysis.heatmap_melanoma),
         "top_class_name": presentation.class_name(analysis.top_class),
@@ -116,9 +124,10 @@ def report_context(*, user: User, analysis: Analysis) -> dict[str, Any]:
         "chart_svg": presentation.probability_chart_svg(
             analysis.probabilities, top_class=analysis.top_class
         ),
+        "triage": presentation.triage_of(analysis),
+        "override": presentation.override_of(analysis),
         "review": signed,
         "pending_amendment": latest if latest is not None and not latest.is_signed else None,
-        "disclaimer": presentation.DISCLAIMER,
     }
 
 
@@ -130,7 +139,8 @@ def render_analysis_html(*, user: User, analysis: Analysis) -> str:
 
 
 def render_analysis_pdf(*, user: User, analysis: Analysis) -> bytes:
-    """The A4 PDF report of a finished analysis (see report_context for what it raises)."""
+    """The A4 PDF report of a finished or refused analysis (see report_context for what it
+    raises)."""
     from weasyprint import HTML
     from weasyprint.urls import URLFetcher
 

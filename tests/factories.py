@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import io
+from pathlib import Path
 
 import factory
 from django.core.files.base import ContentFile
@@ -14,6 +15,14 @@ from diagnosis.models import AnatomicSite, DermoscopicImage, Lesion
 from patients.models import Patient, Sex
 
 PASSWORD = "correct-horse-battery-staple"
+# HAM10000 dermoscopic images shipped with the portal (samples/README.md): what the image gate
+# must accept, unlike the flat-colour pictures the factories draw by default.
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+SAMPLE = SAMPLES / "mel_ISIC_0024481.jpg"
+
+
+def sample_file(path: Path = SAMPLE) -> ContentFile:
+    return ContentFile(path.read_bytes(), name=path.name)
 
 
 def jpeg_bytes(size: tuple[int, int] = (200, 150), color: tuple[int, int, int] = (150, 90, 60)):
@@ -88,6 +97,10 @@ class DermoscopicImageFactory(factory.django.DjangoModelFactory):
     size_bytes = 1000
     sha256 = "0" * 64
 
+    class Params:
+        # A real dermoscopic image (200x150 like the drawn one), for the worker's image gate.
+        sample = factory.Trait(file=factory.LazyFunction(sample_file))
+
 
 def png_bytes(size: tuple[int, int] = (112, 84), color: tuple[int, int, int] = (220, 60, 40)):
     buffer = io.BytesIO()
@@ -126,6 +139,49 @@ class DoneAnalysisFactory(AnalysisFactory):
     timings_ms = factory.LazyFunction(lambda: {"inference": 40.0})
     heatmap_top = factory.LazyFunction(lambda: ContentFile(png_bytes(), name="heatmap.png"))
     heatmap_melanoma = factory.LazyFunction(lambda: ContentFile(png_bytes(), name="heatmap.png"))
+    finished_at = factory.LazyFunction(lambda: datetime.datetime.now(datetime.UTC))
+
+
+class TriagedAnalysisFactory(DoneAnalysisFactory):
+    """A finished result of a model with triage (v2): a dominant basal cell carcinoma, which
+    the melanoma tier alone called low risk."""
+
+    probabilities = factory.LazyFunction(
+        lambda: {
+            "akiec": 0.01,
+            "bcc": 0.964,
+            "bkl": 0.01,
+            "df": 0.002,
+            "mel": 0.004,
+            "nv": 0.008,
+            "vasc": 0.002,
+        }
+    )
+    top_class = "bcc"
+    melanoma_probability = 0.004
+    risk_tier = "low"
+    triage_level = "soon"
+    triage_reason = "BCC 96%"
+    model_version = "ham10000-test-v2"
+
+
+class NotAnalysedFactory(AnalysisFactory):
+    """An analysis whose image the gate refused: a reason and measures, no prediction."""
+
+    status = "not_analysed"
+    gate_reason = "not_dermoscopic"
+    gate_message = (
+        "This does not look like a dermoscopic image of a skin lesion. Take the photograph "
+        "through the dermatoscope, touching the skin, with the lesion centred."
+    )
+    gate_measures = factory.LazyFunction(
+        lambda: {
+            "quality": {"width": 451, "height": 300, "sharpness": 120.0, "brightness": 110.0},
+            "ood_score": 76494.6,
+            "ood_threshold": 11140.1,
+        }
+    )
+    model_version = "ham10000-test-v2"
     finished_at = factory.LazyFunction(lambda: datetime.datetime.now(datetime.UTC))
 
 
@@ -182,6 +238,58 @@ class ReferralFactory(factory.django.DjangoModelFactory):
     urgency = "urgent"
     due_on = factory.LazyFunction(lambda: datetime.date.today() + datetime.timedelta(days=14))
     created_by = factory.LazyAttribute(lambda o: o.review.author)
+
+
+# --- the model registry ------------------------------------------------------------------------
+
+
+class SuperuserFactory(UserFactory):
+    """A superuser: outside any clinic, the one who may change the served model."""
+
+    clinic = None
+    role = ""
+    is_staff = True
+    is_superuser = True
+
+
+class ModelVersionFactory(factory.django.DjangoModelFactory):
+    """A registered version without files (for the registry's rows alone; tests that serve a
+    model write one with tests/diagnosis/model_dirs.py and register it through the service)."""
+
+    class Meta:
+        model = "diagnosis.ModelVersion"
+
+    version = factory.Sequence(lambda n: f"ham10000-test-v{n + 10}")
+    architecture = "tf_efficientnet_lite0"
+    card = factory.LazyFunction(dict)
+
+
+class ShadowResultFactory(factory.django.DjangoModelFactory):
+    """A shadow version's result on an analysis: a confident vascular lesion, so a page that
+    leaked it would show a class and a percentage the served result does not have."""
+
+    class Meta:
+        model = "diagnosis.ShadowResult"
+
+    analysis = factory.SubFactory(DoneAnalysisFactory)
+    model_version = factory.SubFactory(ModelVersionFactory, status="shadow")
+    status = "done"
+    probabilities = factory.LazyFunction(
+        lambda: {
+            "akiec": 0.001,
+            "bcc": 0.002,
+            "bkl": 0.003,
+            "df": 0.004,
+            "mel": 0.0123,
+            "nv": 0.0057,
+            "vasc": 0.972,
+        }
+    )
+    top_class = "vasc"
+    melanoma_probability = 0.0123
+    risk_tier = "low"
+    triage_level = "routine"
+    timings_ms = factory.LazyFunction(lambda: {"preprocess": 5.0, "inference": 30.0})
 
 
 # --- two-factor authentication ---------------------------------------------------------------

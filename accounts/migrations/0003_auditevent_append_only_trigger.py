@@ -3,8 +3,9 @@ of audit rows, so not even raw SQL from the application role can rewrite history
 
 One exception: unlinking a deleted user or clinic (Django's on_delete=SET_NULL) may set
 user_id/clinic_id to NULL; every other column, including the copied e-mail, must stay as it was.
-TRUNCATE is not blocked: the test runner empties tables between transactional tests with it,
-and only the database owner (not the portal's role in production) may truncate.
+TRUNCATE, ALTER TABLE ... DISABLE TRIGGER and session_replication_role are not a trigger's to
+stop: the portal's production role owns nothing and holds no TRUNCATE (accounts.db_roles,
+docs/deployment.md), while the test runner, as the owner, still empties tables with TRUNCATE.
 SQLite has no such triggers here; the model and its queryset refuse updates there.
 """
 

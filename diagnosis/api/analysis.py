@@ -1,4 +1,5 @@
-"""REST API for analyses: the status while waiting, the result when done, the FHIR export."""
+"""REST API for analyses: the status while waiting, the result when done (or the image gate's
+refusal when not analysed), the FHIR export, and a doctor's override of the gate."""
 
 from __future__ import annotations
 
@@ -17,17 +18,93 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.audit import audit_record
+from accounts.models import Role
+from accounts.permissions import require_role
 from diagnosis import fhir, presentation
 from diagnosis.models import (
     Analysis,
     AnalysisStatus,
+    TriageLevel,
 )
 from diagnosis.selectors.analysis import analysis_get, analysis_list, queue_position
+from diagnosis.services.analysis import analysis_override_gate
 from melanoma_portal.api_errors import error_body, parse_id
 
 
 def status_url(request: Request, analysis: Analysis) -> str:
     return request.build_absolute_uri(reverse("api:analysis-detail", args=[analysis.pk]))
+
+
+class TriageOutput(serializers.Serializer):
+    level = serializers.ChoiceField(choices=TriageLevel.values)
+    label = serializers.CharField()
+    reason = serializers.CharField(
+        help_text="The finding that set the level, e.g. 'BCC 96%'; empty for routine."
+    )
+    text = serializers.CharField(help_text="Level and reason to show, e.g. 'Soon — BCC 96%'.")
+    means = serializers.CharField(help_text="What the level asks of the clinic.")
+    does_not_mean = serializers.CharField(
+        help_text="What the level must not be read as (routine is not 'benign')."
+    )
+
+
+def triage_output(analysis: Analysis) -> dict | None:
+    shown = presentation.triage_of(analysis)
+    if shown is None:
+        return None
+    return TriageOutput(
+        {
+            "level": shown.level,
+            "label": shown.label,
+            "reason": shown.reason,
+            "text": shown.text,
+            "means": shown.wording.means,
+            "does_not_mean": shown.wording.does_not_mean,
+        }
+    ).data
+
+
+class OutsideValidatedUseOutput(serializers.Serializer):
+    label = serializers.CharField()
+    text = serializers.CharField(help_text="The mark in words, to show with the result.")
+    gate_reason = serializers.CharField(help_text="Why the image gate refused the image.")
+    overridden_by = serializers.CharField()
+    overridden_at = serializers.DateTimeField()
+    reason = serializers.CharField(help_text="The doctor's written reason for the override.")
+
+
+def outside_validated_use_output(analysis: Analysis) -> dict | None:
+    mark = presentation.override_of(analysis)
+    if mark is None:
+        return None
+    return OutsideValidatedUseOutput(
+        {
+            "label": mark.label,
+            "text": mark.text,
+            "gate_reason": mark.gate_reason,
+            "overridden_by": mark.by,
+            "overridden_at": mark.at,
+            "reason": mark.reason,
+        }
+    ).data
+
+
+class GateRefusalOutput(serializers.Serializer):
+    reason_code = serializers.CharField(
+        help_text="The gate's reason: not_dermoscopic, too_small, blurred, too_dark, "
+        "too_bright or uniform."
+    )
+    reason = serializers.CharField(help_text="The reason in plain words.")
+    headline = serializers.CharField(help_text="'Not analysed: <reason>.'")
+    advice = serializers.CharField(help_text="What to do: how to retake the image.")
+    explanation = serializers.CharField(help_text="Why no result is given.")
+    text = serializers.CharField(help_text="All of the above in one paragraph, to show.")
+    gate_message = serializers.CharField(help_text="The gate's own words.")
+    measures = serializers.JSONField(
+        help_text="What the gate measured: image quality, and the out-of-distribution score "
+        "with its threshold (null when a quality check refused the image first)."
+    )
+    model_version = serializers.CharField(help_text="The model whose gate refused the image.")
 
 
 class AnalysisResult(serializers.Serializer):
@@ -47,6 +124,16 @@ class AnalysisResult(serializers.Serializer):
         help_text="Which of the lesion's recorded age, sex and anatomic site the model read "
         "besides the image; empty when it read the image only.",
     )
+    triage = TriageOutput(
+        allow_null=True,
+        help_text="The clinical triage of every skin cancer with its reason; null for a result "
+        "of a model without triage (read risk_tier, the melanoma risk tier, instead).",
+    )
+    outside_validated_use = OutsideValidatedUseOutput(
+        allow_null=True,
+        help_text="Set when a doctor overrode the image gate to have this image analysed: the "
+        "result is outside the model's validated use. Null otherwise.",
+    )
 
 
 class AnalysisOutput(serializers.Serializer):
@@ -63,6 +150,7 @@ class AnalysisOutput(serializers.Serializer):
         help_text="Why a failed analysis failed, in words to show; empty otherwise."
     )
     result = serializers.SerializerMethodField()
+    not_analysed = serializers.SerializerMethodField()
     disclaimer = serializers.SerializerMethodField()
 
     @extend_schema_field(OpenApiTypes.URI)
@@ -85,6 +173,29 @@ class AnalysisOutput(serializers.Serializer):
                 "risk_tier": analysis.risk_tier,
                 "model_version": analysis.model_version,
                 "metadata_used": analysis.metadata_used or [],
+                "triage": triage_output(analysis),
+                "outside_validated_use": outside_validated_use_output(analysis),
+            }
+        ).data
+
+    @extend_schema_field(GateRefusalOutput(allow_null=True))
+    def get_not_analysed(self, analysis: Analysis) -> dict | None:
+        """Why the image gate refused the image, and what to do; null unless the status is
+        not_analysed (no prediction was made, so `result` is null)."""
+        refusal = presentation.refusal_of(analysis)
+        if refusal is None:
+            return None
+        return GateRefusalOutput(
+            {
+                "reason_code": refusal.reason_code,
+                "reason": refusal.reason,
+                "headline": refusal.headline,
+                "advice": refusal.advice,
+                "explanation": refusal.explanation,
+                "text": refusal.text,
+                "gate_message": analysis.gate_message,
+                "measures": analysis.gate_measures,
+                "model_version": analysis.model_version,
             }
         ).data
 
@@ -99,6 +210,14 @@ class AnalysisDetailOutput(AnalysisOutput):
 
     def get_queue_position(self, analysis: Analysis) -> int | None:
         return queue_position(analysis=analysis)
+
+
+class GateOverrideInput(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=2000,
+        help_text="Why this image should be analysed although the gate refused it; shown with "
+        "the result, with the doctor's name.",
+    )
 
 
 class AnalysisFilter(serializers.Serializer):
@@ -140,10 +259,12 @@ class AnalysisViewSet(viewsets.GenericViewSet):
         if "status" in filters:
             analyses = analyses.filter(status=filters["status"])
         page = self.paginate_queryset(analyses)
+        # The patient is named only when the answer holds their records: a filter that matched
+        # nothing (another clinic's patient id, say) read nothing of anyone.
         audit_record(
             action="analysis.list",
             request=request,
-            patient_id=filters.get("patient"),
+            patient_id=filters.get("patient") if page else None,
             count=len(page or []),
         )
         data = AnalysisOutput(page, many=True, context={"request": request}).data
@@ -172,11 +293,42 @@ class AnalysisViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"], url_path="fhir", renderer_classes=[FHIRJSONRenderer])
     def fhir(self, request: Request, pk: str) -> Response:
         analysis = analysis_get(user=request.user, analysis_id=parse_id(pk, "analysis"))
-        if analysis.status != AnalysisStatus.DONE:
+        if analysis.status not in (AnalysisStatus.DONE, AnalysisStatus.NOT_ANALYSED):
             return _not_done(analysis, "FHIR export")
         bundle = fhir.analysis_bundle(analysis=analysis, base_url=request.build_absolute_uri("/"))
         audit_record(action="analysis.fhir_export", request=request, obj=analysis)
         return Response(bundle)
+
+    @extend_schema(
+        summary="Have an image the gate refused analysed anyway (doctors; a written reason)",
+        description="Queues a not_analysed analysis again; the worker predicts without the "
+        "image gate and the result is marked outside validated use, with this reason and the "
+        "doctor's name. A second override of the same analysis is refused with 409.",
+        request=GateOverrideInput,
+        responses={
+            202: AnalysisDetailOutput,
+            409: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="Nothing to override: the gate did not refuse this analysis's "
+                "image, or a doctor has overridden it already.",
+            ),
+        },
+    )
+    @action(detail=True, methods=["post"], url_path="override")
+    def override(self, request: Request, pk: str) -> Response:
+        analysis = analysis_get(user=request.user, analysis_id=parse_id(pk, "analysis"))
+        require_role(request.user, Role.DOCTOR)  # before the input: staff get 403, not 400
+        data = GateOverrideInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        analysis = analysis_override_gate(
+            actor=request.user,
+            analysis=analysis,
+            reason=data.validated_data["reason"],
+            request=request,
+        )
+        url = status_url(request, analysis)
+        body = AnalysisDetailOutput(analysis, context={"request": request}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
 
 
 def _not_done(analysis: Analysis, what: str) -> Response:

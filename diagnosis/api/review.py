@@ -95,7 +95,8 @@ class ReviewViewSet(viewsets.GenericViewSet):
         audit_record(
             action="review.list",
             request=request,
-            patient_id=query.validated_data.get("patient"),
+            # Named only when the answer holds their reviews (see the analyses list).
+            patient_id=query.validated_data.get("patient") if page else None,
             count=len(page),
         )
         context = {"superseded": _superseded(page)}

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('diagnosis', '0006_analysis_metadata_used'),
+        ('diagnosis', '0007_analysis_gate_triage'),
         ('accounts', '0006_clinic_referral_policy'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

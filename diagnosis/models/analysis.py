@@ -1,9 +1,17 @@
-"""The AI analysis of a dermoscopic image: its state in the queue and its result."""
+"""The AI analysis of a dermoscopic image: its state in the queue and its result.
+
+An analysis ends in one of three ways: `done` (a prediction), `failed` (the worker could not
+run it; Retry queues it again), or `not_analysed` (the image gate of the served model refused
+the image as unusable or not dermoscopy: no prediction was made, so there is none to show).
+A doctor may override the gate with a written reason; the analysis is then queued again,
+predicted without the gate, and its result is marked as outside validated use.
+"""
 
 from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 from diagnosis.models.lesion import DermoscopicImage
@@ -18,6 +26,8 @@ class AnalysisStatus(models.TextChoices):
     RUNNING = "running", "Running"
     DONE = "done", "Done"
     FAILED = "failed", "Failed"
+    # The image gate refused the image; the reason is in gate_reason / gate_message.
+    NOT_ANALYSED = "not_analysed", "Not analysed"
 
 
 class RiskTier(models.TextChoices):
@@ -26,10 +36,18 @@ class RiskTier(models.TextChoices):
     HIGH = "high", "High"
 
 
+class TriageLevel(models.TextChoices):
+    """ml.triage's levels; what each means, in words, is in diagnosis.presentation."""
+
+    ROUTINE = "routine", "Routine"
+    SOON = "soon", "Soon"
+    URGENT = "urgent", "Urgent"
+
+
 class Analysis(models.Model):
     image = models.ForeignKey(DermoscopicImage, on_delete=models.CASCADE, related_name="analyses")
     status = models.CharField(
-        max_length=10, choices=AnalysisStatus.choices, default=AnalysisStatus.QUEUED, db_index=True
+        max_length=20, choices=AnalysisStatus.choices, default=AnalysisStatus.QUEUED, db_index=True
     )
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -41,6 +59,11 @@ class Analysis(models.Model):
     top_class = models.CharField(max_length=10, blank=True)
     melanoma_probability = models.FloatField(null=True, blank=True)
     risk_tier = models.CharField(max_length=10, choices=RiskTier.choices, blank=True)
+    # The clinical triage of every skin cancer (ml.triage), stored with the model version that
+    # gave it; empty for results of a model without triage thresholds (v1), which keep their
+    # melanoma risk tier.
+    triage_level = models.CharField(max_length=10, choices=TriageLevel.choices, blank=True)
+    triage_reason = models.CharField(max_length=100, blank=True)  # e.g. "BCC 96%"
     model_version = models.CharField(max_length=100, blank=True)
     timings_ms = models.JSONField(null=True, blank=True)
     # Which of the lesion's age / sex / site the model read besides the image (empty: image
@@ -48,6 +71,24 @@ class Analysis(models.Model):
     metadata_used = models.JSONField(default=list, blank=True)
     heatmap_top = models.FileField(upload_to=heatmap_upload_path, blank=True)
     heatmap_melanoma = models.FileField(upload_to=heatmap_upload_path, blank=True)
+
+    # The image gate's refusal (ml.gate.Verdict): its reason's key ("not_dermoscopic",
+    # "blurred", ...), its words as the gate gave them, and what it measured. Kept after an
+    # override, so an overridden result still says what the gate had found.
+    gate_reason = models.CharField(max_length=30, blank=True)
+    gate_message = models.TextField(blank=True)
+    gate_measures = models.JSONField(null=True, blank=True)
+    # A doctor's override of the gate: who, when and why (the name kept as it was then).
+    overridden_at = models.DateTimeField(null=True, blank=True)
+    overridden_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    overridden_by_name = models.CharField(max_length=200, blank=True)
+    override_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-queued_at", "-id"]
@@ -57,6 +98,30 @@ class Analysis(models.Model):
                 condition=~models.Q(status="done")
                 | (models.Q(probabilities__isnull=False) & ~models.Q(model_version="")),
                 name="done_analysis_has_result",
+            ),
+            # A refused image has a reason and no prediction of any kind.
+            models.CheckConstraint(
+                condition=~models.Q(status="not_analysed")
+                | (
+                    ~models.Q(gate_reason="")
+                    & ~models.Q(model_version="")
+                    & models.Q(probabilities__isnull=True)
+                    & models.Q(melanoma_probability__isnull=True)
+                    & models.Q(top_class="", risk_tier="", triage_level="")
+                    & models.Q(heatmap_top="", heatmap_melanoma="")
+                    & models.Q(overridden_at__isnull=True)
+                ),
+                name="not_analysed_has_reason_and_no_result",
+            ),
+            # Only a refused image can be overridden, and never without a written reason.
+            models.CheckConstraint(
+                condition=models.Q(overridden_at__isnull=True)
+                | (~models.Q(override_reason="") & ~models.Q(gate_reason="")),
+                name="override_has_reason",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(triage_level__in=["", *TriageLevel.values]),
+                name="triage_level_known",
             ),
         ]
 
@@ -81,6 +146,11 @@ class Analysis(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.status in (AnalysisStatus.QUEUED, AnalysisStatus.RUNNING)
+
+    @property
+    def is_overridden(self) -> bool:
+        """A doctor overrode the image gate: a result is outside validated use."""
+        return self.overridden_at is not None
 
     @property
     def model_inputs_display(self) -> str:

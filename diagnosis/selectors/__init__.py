@@ -5,6 +5,7 @@ from diagnosis.selectors.analysis import (
     analyses_for_patient,
     analysis_get,
     analysis_list,
+    awaiting_review,
     dashboard_counts,
     high_risk_awaiting_review,
     live_queue,
@@ -15,6 +16,7 @@ from diagnosis.selectors.histopathology import (
     histology_cases,
     lesion_histopathology,
 )
+from diagnosis.selectors.housekeeping import sweep_late
 from diagnosis.selectors.lesion import image_get, lesion_get, lesion_list
 from diagnosis.selectors.referral import (
     overdue_referral_count,
@@ -35,6 +37,7 @@ __all__ = [
     "analyses_for_patient",
     "analysis_get",
     "analysis_list",
+    "awaiting_review",
     "current_review",
     "current_signed_review",
     "dashboard_counts",
@@ -52,5 +55,6 @@ __all__ = [
     "referrals_for_analysis",
     "review_versions",
     "signed_reviews",
+    "sweep_late",
     "worklist",
 ]

@@ -4,13 +4,34 @@ from __future__ import annotations
 
 import datetime
 
-from django.db.models import QuerySet
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.permissions import is_clinic_member
-from diagnosis.models import Analysis, AnalysisStatus, RiskTier
+from diagnosis.models import Analysis, AnalysisStatus, RiskTier, TriageLevel
+
+# A result's triage, and for a result stored before triage existed (no triage_level) the
+# melanoma risk tier it was given, which the same boundaries set: high ~ urgent, moderate ~
+# soon, low ~ routine. Old results keep what they were given; they are not re-triaged.
+URGENT = Q(triage_level=TriageLevel.URGENT) | Q(triage_level="", risk_tier=RiskTier.HIGH)
+SOON = Q(triage_level=TriageLevel.SOON) | Q(triage_level="", risk_tier=RiskTier.MODERATE)
+ROUTINE = Q(triage_level=TriageLevel.ROUTINE) | Q(triage_level="", risk_tier=RiskTier.LOW)
+# What the dashboard's tiles and their lists select: "urgent" (melanoma suspected) or
+# "not_routine" (urgent or soon: every suspected skin cancer).
+TRIAGE_SELECTIONS: dict[str, Q] = {"urgent": URGENT, "not_routine": URGENT | SOON}
+
+
+def triage_rank() -> Case:
+    """0 urgent, 1 soon, 2 routine, 3 none (an expression to annotate and order by)."""
+    return Case(
+        When(URGENT, then=Value(0)),
+        When(SOON, then=Value(1)),
+        When(ROUTINE, then=Value(2)),
+        default=Value(3),
+        output_field=IntegerField(),
+    )
 
 
 def analysis_list(*, user: User) -> QuerySet[Analysis]:
@@ -66,17 +87,29 @@ def dashboard_counts(*, user: User, today: datetime.date | None = None) -> dict[
             status__in=[AnalysisStatus.QUEUED, AnalysisStatus.RUNNING]
         ).count(),
         "failed": analyses.filter(status=AnalysisStatus.FAILED).count(),
-        "high_risk_awaiting_review": high_risk_awaiting_review(user=user).count(),
+        # The tile keeps its key; since triage it counts urgent results (melanoma suspected).
+        "high_risk_awaiting_review": awaiting_review(user=user, triage="urgent").count(),
+        "not_routine_awaiting_review": awaiting_review(user=user, triage="not_routine").count(),
     }
 
 
-def high_risk_awaiting_review(*, user: User) -> QuerySet[Analysis]:
-    """High-risk results that no doctor has signed a review of yet."""
+def awaiting_review(*, user: User, triage: str = "urgent") -> QuerySet[Analysis]:
+    """Finished results that no doctor has signed a review of yet, at the triage `triage`
+    names ("urgent" or "not_routine", TRIAGE_SELECTIONS), most urgent then longest waiting
+    first: what the dashboard's tile counts and its list shows."""
     return (
         analysis_list(user=user)
-        .filter(status=AnalysisStatus.DONE, risk_tier=RiskTier.HIGH)
+        .filter(TRIAGE_SELECTIONS[triage], status=AnalysisStatus.DONE)
         .exclude(reviews__signed_at__isnull=False)
+        .annotate(triage_rank=triage_rank())
+        .order_by("triage_rank", "queued_at", "id")
     )
+
+
+def high_risk_awaiting_review(*, user: User) -> QuerySet[Analysis]:
+    """Urgent results (melanoma suspected; before triage, the high melanoma tier) that no
+    doctor has signed a review of yet: the dashboard tile."""
+    return awaiting_review(user=user, triage="urgent")
 
 
 # The dashboard's tiles, each opening the analyses it counts (diagnosis.views.analysis).

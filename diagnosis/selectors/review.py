@@ -3,38 +3,32 @@ number of queries."""
 
 from __future__ import annotations
 
-from django.db.models import Case, IntegerField, Prefetch, QuerySet, Value, When
+from django.db.models import Prefetch, QuerySet
 
 from accounts.models import User
 from diagnosis.models import (
     Analysis,
     AnalysisStatus,
     Review,
-    RiskTier,
 )
-from diagnosis.selectors.analysis import analysis_list, high_risk_awaiting_review
+from diagnosis.selectors.analysis import analysis_list, high_risk_awaiting_review, triage_rank
 
 
 def worklist(*, user: User) -> QuerySet[Analysis]:
-    """Finished analyses of the clinic that no doctor has signed: high risk first, then
-    moderate, then low, and within a tier the oldest first (longest waiting).
+    """Finished analyses of the clinic that no doctor has signed: urgent first, then soon,
+    then routine (a result from before triage by its melanoma risk tier: high with urgent,
+    moderate with soon, low with routine), and within a level the oldest first (longest
+    waiting).
 
     Two queries whatever the length: the analyses with their image, lesion and patient, and
     their unsigned drafts (so the list can say "draft by Dr X").
     """
-    risk_rank = Case(
-        When(risk_tier=RiskTier.HIGH, then=Value(0)),
-        When(risk_tier=RiskTier.MODERATE, then=Value(1)),
-        When(risk_tier=RiskTier.LOW, then=Value(2)),
-        default=Value(3),
-        output_field=IntegerField(),
-    )
     return (
         analysis_list(user=user)
         .filter(status=AnalysisStatus.DONE)
         .exclude(reviews__signed_at__isnull=False)
-        .annotate(risk_rank=risk_rank)
-        .order_by("risk_rank", "queued_at", "id")
+        .annotate(triage_rank=triage_rank())
+        .order_by("triage_rank", "queued_at", "id")
         .prefetch_related(
             Prefetch(
                 "reviews",

@@ -1,18 +1,34 @@
 """Writes in the diagnosis domain, one module per sub-domain: lesions, images (upload and
-retention), analyses, reviews, histopathology, referrals. Each write checks permission first,
-enforces the domain's rules and records its audit event in its own transaction. Other apps,
-tasks and management commands call them through this package."""
+retention), analyses, reviews, histopathology, referrals, the model registry and shadow runs.
+Each write checks permission first, enforces the domain's rules and records its audit event in
+its own transaction. Other apps, tasks and management commands call them through this
+package."""
 
 from diagnosis.services.analysis import (
     NO_CLASSIFIER,
+    OverrideRefused,
     analysis_fail,
+    analysis_override_gate,
     analysis_requeue_stale,
     analysis_retry,
     analysis_run,
 )
+from diagnosis.services.drift import drift_reports_compute
 from diagnosis.services.histopathology import HISTOPATHOLOGY_FIELDS, histopathology_record
+from diagnosis.services.housekeeping import heartbeat_record
 from diagnosis.services.image import image_upload, images_past_retention, images_purge_expired
 from diagnosis.services.lesion import lesion_create, lesion_metadata
+from diagnosis.services.model_version import (
+    ModelChangeRefused,
+    PromotionRefused,
+    model_registry_sync,
+    model_version_evaluate,
+    model_version_import,
+    model_version_promote,
+    model_version_rollback,
+    model_version_set_status,
+)
+from diagnosis.services.reanalysis import analyses_reanalyse
 from diagnosis.services.referral import (
     ReferralAlreadyClosed,
     referral_close,
@@ -26,27 +42,44 @@ from diagnosis.services.review import (
     review_save,
     review_sign,
 )
+from diagnosis.services.shadow import shadow_run
+from diagnosis.services.training_export import training_set_export
 
 __all__ = [
     "HISTOPATHOLOGY_FIELDS",
+    "ModelChangeRefused",
     "NO_CLASSIFIER",
+    "OverrideRefused",
+    "PromotionRefused",
     "REVIEW_FIELDS",
     "ReferralAlreadyClosed",
     "ReviewLocked",
+    "analyses_reanalyse",
     "analysis_fail",
+    "analysis_override_gate",
     "analysis_requeue_stale",
     "analysis_retry",
     "analysis_run",
+    "heartbeat_record",
+    "drift_reports_compute",
     "histopathology_record",
     "image_upload",
     "images_past_retention",
     "images_purge_expired",
     "lesion_create",
     "lesion_metadata",
+    "model_registry_sync",
+    "model_version_evaluate",
+    "model_version_import",
+    "model_version_promote",
+    "model_version_rollback",
+    "model_version_set_status",
     "referral_close",
     "referral_due_on",
     "referral_open",
     "review_amend",
     "review_save",
     "review_sign",
+    "shadow_run",
+    "training_set_export",
 ]

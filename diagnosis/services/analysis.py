@@ -1,28 +1,53 @@
-"""The life of an analysis: queued, run by the worker, failed, retried."""
+"""The life of an analysis: queued, gated, run by the worker, failed, retried, overridden."""
 
 from __future__ import annotations
 
 import io
 import time
+from typing import TYPE_CHECKING
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.audit import audit_record, audited_write
-from accounts.models import User
+from accounts.models import Role, User
 from accounts.permissions import CLINICAL_ROLES, require_role, require_same_clinic
 from diagnosis.models import Analysis, AnalysisStatus
 from diagnosis.services.lesion import lesion_metadata
 
+if TYPE_CHECKING:
+    from ml.gate import Gate, Verdict
+
 NO_CLASSIFIER = "No classifier installed: ask your administrator to install the trained model."
+INTERRUPTED = (
+    "The analysis was interrupted {} times (its worker stopped or it ran out of time); "
+    "press Retry to queue it again."
+)
+OVERRIDE_NEEDS_REASON = "Say why this image should be analysed although the gate refused it."
+# The states a delivery of the task leaves alone: the analysis has its outcome already.
+FINISHED = (AnalysisStatus.DONE, AnalysisStatus.FAILED, AnalysisStatus.NOT_ANALYSED)
+
+
+class OverrideRefused(ValidationError):
+    """The analysis is not one the gate refused (or a doctor has overridden it already):
+    nothing to override. The REST API answers 409."""
+
+    api_status_code = 409
 
 
 def _enqueue(analysis: Analysis) -> None:
     from diagnosis.tasks import analyse_image
 
     # Sent only once the row is committed: a worker never looks for an analysis not yet there.
-    analyse_image.delay_on_commit(analysis.pk)
+    # A broker that cannot take it (an outage) must not fail the upload: the analysis stays
+    # queued in the database, the error is logged, and the beat sweep sends it again
+    # (analysis_requeue_stale) once the broker is back.
+    pk = analysis.pk
+    transaction.on_commit(lambda: analyse_image.delay(pk), robust=True)
 
 
 @audited_write("analysis.retry")
@@ -47,19 +72,45 @@ def analysis_retry(*, actor: User, analysis: Analysis, request=None) -> Analysis
     return analysis
 
 
-def analysis_requeue_stale(*, older_than_s: int = 900) -> int:
-    """Queue again analyses that waited longer than any task can (a message lost with a
-    broker restart, say). Returns how many were sent again; running twice is harmless."""
-    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_s)
+def analysis_requeue_stale(*, older_than_s: int | None = None) -> int:
+    """Send again the analyses whose message is lost; beat runs this every minute.
+
+    - `running` past the task's hard time limit: no worker is on it any more (the pool kills a
+      task at that limit), so its worker died with it. On the filesystem broker the message
+      went when the worker fetched it; on Redis it would come back only after the visibility
+      timeout. Re-sent at once, unless it was already interrupted ANALYSIS_MAX_ATTEMPTS times:
+      then it fails with a message, so an image that kills the worker cannot loop forever.
+    - `queued` for longer than `older_than_s` (REQUEUE_QUEUED_AFTER_S): the broker may have
+      lost the message (a restart without persistence).
+
+    Returns how many were sent again or failed; running twice is harmless (a finished analysis
+    is never claimed again, see `_claim`).
+    """
+    now = timezone.now()
+    queued_cutoff = now - timezone.timedelta(
+        seconds=settings.REQUEUE_QUEUED_AFTER_S if older_than_s is None else older_than_s
+    )
+    running_cutoff = now - timezone.timedelta(seconds=settings.ANALYSIS_TIME_LIMIT_S)
     stale = list(
         Analysis.objects.filter(
-            status__in=[AnalysisStatus.QUEUED, AnalysisStatus.RUNNING], queued_at__lt=cutoff
+            Q(status=AnalysisStatus.QUEUED, queued_at__lt=queued_cutoff)
+            | Q(status=AnalysisStatus.RUNNING, started_at__lt=running_cutoff)
         ).values_list("pk", flat=True)
     )
     for pk in stale:
         with transaction.atomic():
-            Analysis.objects.filter(pk=pk).update(queued_at=timezone.now())
-            analysis = Analysis(pk=pk)
+            analysis = Analysis.objects.select_for_update().filter(pk=pk).first()
+            if analysis is None or analysis.status in FINISHED:
+                continue
+            if (
+                analysis.status == AnalysisStatus.RUNNING
+                and analysis.attempts >= settings.ANALYSIS_MAX_ATTEMPTS
+            ):
+                analysis_fail(analysis_id=pk, reason=INTERRUPTED.format(analysis.attempts))
+                continue
+            analysis.status = AnalysisStatus.QUEUED
+            analysis.queued_at = timezone.now()
+            analysis.save(update_fields=["status", "queued_at"])
             _enqueue(analysis)
     return len(stale)
 
@@ -69,7 +120,7 @@ def _claim(analysis_id: int) -> Analysis | None:
         analysis = (
             Analysis.objects.select_for_update().select_related("image").filter(pk=analysis_id)
         ).first()
-        if analysis is None or analysis.status in (AnalysisStatus.DONE, AnalysisStatus.FAILED):
+        if analysis is None or analysis.status in FINISHED:
             return None  # deleted, or finished by an earlier delivery of the same task
         analysis.status = AnalysisStatus.RUNNING
         analysis.started_at = timezone.now()
@@ -79,12 +130,17 @@ def _claim(analysis_id: int) -> Analysis | None:
 
 
 def analysis_run(*, analysis_id: int) -> Analysis | None:
-    """Run the classifier on an analysis's image and store the result (the worker's job).
+    """Check an analysis's image with the served model's image gate, then run the classifier
+    on it and store the result (the worker's job).
+
+    An image the gate refuses ends `not_analysed`, with the gate's reason and measures and no
+    prediction of any kind. The gate is skipped for a model shipped without one (v1) and for
+    an analysis a doctor has overridden (its result is then marked outside validated use).
 
     Safe to run twice: a finished analysis is left alone, and a delivery that arrives again
     after a worker died mid-task simply runs it again.
     """
-    from diagnosis.classifier import get_classifier
+    from diagnosis.classifier import get_classifier, get_gate
     from diagnosis.services.image import _open_image
     from ml.inference import ClassifierNotInstalled
 
@@ -94,6 +150,7 @@ def analysis_run(*, analysis_id: int) -> Analysis | None:
     started = time.perf_counter()
     try:
         classifier = get_classifier()
+        gate = None if analysis.is_overridden else get_gate()
     except ClassifierNotInstalled:
         return analysis_fail(analysis_id=analysis_id, reason=NO_CLASSIFIER)
     load_ms = (time.perf_counter() - started) * 1000
@@ -103,20 +160,27 @@ def analysis_run(*, analysis_id: int) -> Analysis | None:
             analysis_id=analysis_id,
             reason="The stored image could not be read; please upload it again.",
         )
+    timings: dict[str, float] = {}
+    if gate is not None:
+        gate_started = time.perf_counter()
+        verdict = gate.check(image)
+        timings["gate"] = round((time.perf_counter() - gate_started) * 1000, 1)
+        if not verdict.accepted:
+            return _store_refusal(analysis, verdict, gate, timings)
     prediction = classifier.predict(image, lesion_metadata(analysis.image))
     heatmap_started = time.perf_counter()
     top_map = classifier.heatmap(image, prediction.top_class)
     # When melanoma is the top class both maps are the same Grad-CAM: compute it once.
     melanoma_map = top_map if prediction.top_class == "mel" else classifier.heatmap(image, "mel")
     heatmaps = {"heatmap_top": top_map, "heatmap_melanoma": melanoma_map}
-    timings = dict(prediction.timings_ms)
+    timings |= dict(prediction.timings_ms)
     timings["heatmaps"] = round((time.perf_counter() - heatmap_started) * 1000, 1)
     timings["model_load"] = round(load_ms, 1)
     timings["queue_wait"] = round((analysis.started_at - analysis.queued_at).total_seconds() * 1000)
 
     with transaction.atomic():
         analysis = Analysis.objects.select_for_update().get(pk=analysis_id)
-        if analysis.status == AnalysisStatus.DONE:
+        if analysis.status in FINISHED:
             return analysis
         for field, picture in heatmaps.items():
             buffer = io.BytesIO()
@@ -126,6 +190,9 @@ def analysis_run(*, analysis_id: int) -> Analysis | None:
         analysis.top_class = prediction.top_class
         analysis.melanoma_probability = prediction.melanoma_probability
         analysis.risk_tier = prediction.risk_tier
+        triage = prediction.triage
+        analysis.triage_level = triage.level if triage is not None else ""
+        analysis.triage_reason = triage.reason if triage is not None else ""
         analysis.model_version = prediction.model_version
         analysis.timings_ms = timings
         analysis.metadata_used = list(prediction.metadata_used)
@@ -136,10 +203,102 @@ def analysis_run(*, analysis_id: int) -> Analysis | None:
     return analysis
 
 
+def _store_refusal(
+    analysis: Analysis, verdict: Verdict, gate: Gate, timings: dict[str, float]
+) -> Analysis:
+    """End an analysis whose image the gate refused: the reason, in the gate's words, and
+    what it measured; no prediction was made, so nothing of one is stored."""
+    timings["queue_wait"] = round((analysis.started_at - analysis.queued_at).total_seconds() * 1000)
+    measures = {
+        "quality": {k: round(float(v), 4) for k, v in verdict.measures.items()},
+        "ood_score": None if verdict.ood_score is None else round(verdict.ood_score, 1),
+        "ood_threshold": round(gate.ood_threshold, 1),
+    }
+    with transaction.atomic():
+        analysis = Analysis.objects.select_for_update().get(pk=analysis.pk)
+        if analysis.status in FINISHED:
+            return analysis
+        analysis.status = AnalysisStatus.NOT_ANALYSED
+        analysis.gate_reason = verdict.reason or "refused"
+        analysis.gate_message = verdict.message
+        analysis.gate_measures = measures
+        analysis.model_version = gate.classifier.version
+        analysis.timings_ms = timings
+        analysis.failure_reason = ""
+        analysis.finished_at = timezone.now()
+        analysis.save()
+    return analysis
+
+
+@audited_write("analysis.override_gate")
+def analysis_override_gate(
+    *, actor: User, analysis: Analysis, reason: str, request=None
+) -> Analysis:
+    """A doctor's decision to have an image the gate refused analysed anyway, with the reason
+    in their words. The analysis is queued again (sent once the override is committed) and the
+    worker predicts without the gate; the result is marked as outside validated use, with this
+    reason and the doctor's name, wherever it is shown.
+
+    Only a doctor may override. A second submission (a double click, a retried request, a
+    colleague at the same moment) finds the analysis no longer refused and raises
+    OverrideRefused: it is neither queued twice nor is the first reason overwritten.
+    """
+    require_role(actor, Role.DOCTOR)
+    require_same_clinic(actor, analysis.image.lesion.patient.clinic_id)
+    reason = (reason or "").strip()
+    with transaction.atomic():
+        analysis = Analysis.objects.select_for_update().get(pk=analysis.pk)
+        if analysis.is_overridden:
+            raise OverrideRefused(
+                f"{analysis.overridden_by_name or 'A doctor'} already overrode the image gate "
+                f"for this analysis on {timezone.localtime(analysis.overridden_at):%d %b %Y, %H:%M}"
+                f"; it is {analysis.get_status_display().lower()}."
+            )
+        if analysis.status != AnalysisStatus.NOT_ANALYSED:
+            raise OverrideRefused(
+                f"The analysis is {analysis.get_status_display().lower()}: only an analysis "
+                "whose image the gate refused can be overridden."
+            )
+        if not reason:
+            raise ValidationError({"reason": OVERRIDE_NEEDS_REASON})
+        now = timezone.now()
+        analysis.status = AnalysisStatus.QUEUED
+        analysis.overridden_at = now
+        analysis.overridden_by = actor
+        analysis.overridden_by_name = actor.get_full_name()
+        analysis.override_reason = reason
+        analysis.queued_at = now
+        analysis.started_at = None
+        analysis.finished_at = None
+        analysis.save(
+            update_fields=[
+                "status",
+                "overridden_at",
+                "overridden_by",
+                "overridden_by_name",
+                "override_reason",
+                "queued_at",
+                "started_at",
+                "finished_at",
+            ]
+        )
+        audit_record(
+            action="analysis.override_gate",
+            user=actor,
+            request=request,
+            obj=analysis,
+            # The reason itself stays on the analysis (free text may name the patient; the
+            # audit trail outlives an erasure).
+            gate_reason=analysis.gate_reason,
+        )
+        _enqueue(analysis)
+    return analysis
+
+
 def analysis_fail(*, analysis_id: int, reason: str) -> Analysis:
     with transaction.atomic():
         analysis = Analysis.objects.select_for_update().get(pk=analysis_id)
-        if analysis.status != AnalysisStatus.DONE:
+        if analysis.status not in (AnalysisStatus.DONE, AnalysisStatus.NOT_ANALYSED):
             analysis.status = AnalysisStatus.FAILED
             analysis.failure_reason = reason
             analysis.finished_at = timezone.now()

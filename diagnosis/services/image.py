@@ -52,10 +52,15 @@ def image_upload(
         earlier = _earlier_submission(lesion, submission_token)
         if earlier is not None:
             return _audit_upload(earlier, actor, request, repeated=True)
+    # Before the costly decoding, and again under the clinic's lock below: two uploads racing
+    # for the last place cannot both take it.
+    _check_upload_quota(lesion.patient.clinic_id)
     clean = clean_image(
         upload, max_bytes=settings.UPLOAD_MAX_BYTES, max_pixels=settings.UPLOAD_MAX_PIXELS
     )
     with transaction.atomic():
+        Clinic.objects.select_for_update().filter(pk=lesion.patient.clinic_id).first()
+        _check_upload_quota(lesion.patient.clinic_id)
         image = DermoscopicImage(
             lesion=lesion,
             content_type=clean.content_type,
@@ -85,6 +90,43 @@ def image_upload(
     return analysis
 
 
+class UploadQuotaExceeded(Exception):
+    """The clinic has used its uploads for the hour; the message says when they resume."""
+
+    api_status_code = 429  # melanoma_portal.api_errors answers with it, and Retry-After
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+QUOTA_WINDOW = datetime.timedelta(hours=1)
+
+
+def _check_upload_quota(clinic_id: int) -> None:
+    """Refuse an upload once the clinic has made UPLOAD_QUOTA_PER_CLINIC_HOUR in the past hour:
+    the workers are shared by every clinic, and each image costs seconds of their time."""
+    quota = settings.UPLOAD_QUOTA_PER_CLINIC_HOUR
+    now = timezone.now()
+    recent = DermoscopicImage.objects.filter(
+        lesion__patient__clinic_id=clinic_id, uploaded_at__gte=now - QUOTA_WINDOW
+    ).order_by("-uploaded_at")
+    times = list(recent.values_list("uploaded_at", flat=True)[:quota])
+    if len(times) < quota:
+        return
+    # A place frees up when the oldest of the last `quota` uploads leaves the hour.
+    resumes = times[-1] + QUOTA_WINDOW
+    wait_s = max(int((resumes - now).total_seconds()) + 1, 1)
+    minutes = -(-wait_s // 60)
+    raise UploadQuotaExceeded(
+        f"Your clinic has uploaded {quota} images in the past hour, the most allowed, so "
+        f"that every clinic's analyses keep moving. Uploads resume at "
+        f"{timezone.localtime(resumes):%H:%M} (in {minutes} minute{'s' if minutes != 1 else ''}); "
+        "nothing was stored. Ask your administrator if your clinic needs a higher limit.",
+        retry_after_s=wait_s,
+    )
+
+
 def _audit_upload(analysis: Analysis, actor: User, request, *, repeated: bool = False) -> Analysis:
     detail = {"repeated_submission": True} if repeated else {}
     audit_record(action="image.upload", user=actor, request=request, obj=analysis.image, **detail)
@@ -103,13 +145,22 @@ def _earlier_submission(lesion: Lesion, token: uuid.UUID | None) -> Analysis | N
 
 
 def _open_image(image: DermoscopicImage):
+    """The stored image as the worker analyses it (see image_for_analysis); None if unreadable."""
+    return image_for_analysis(image)
+
+
+def image_for_analysis(image: DermoscopicImage):
+    """A working copy of the stored original, RGB, of at most ANALYSIS_MAX_PIXELS pixels (a
+    JPEG decoded at a reduced scale where it can be); the original stays as uploaded. None if
+    the file cannot be read."""
     from PIL import Image
+
+    from ml.imaging import working_copy
 
     try:
         with image.file.open("rb") as handle:
             picture = Image.open(io.BytesIO(handle.read()))
-            picture.load()
-        return picture
+            return working_copy(picture, settings.ANALYSIS_MAX_PIXELS)
     except (OSError, ValueError):
         logger.exception("image %s of analysis could not be read", image.pk)
         return None

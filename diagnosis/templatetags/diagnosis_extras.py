@@ -34,3 +34,22 @@ def analysis_referrals(context: template.Context, analysis) -> dict:
     from diagnosis.selectors.referral import referrals_for_analysis
 
     return {"referrals": referrals_for_analysis(user=context["user"], analysis=analysis)}
+
+
+@register.filter
+def triage(analysis) -> presentation.TriageShown | None:
+    """The analysis's triage to show (`{% with t=analysis|triage %}`), or None for a result
+    without one, which keeps its melanoma risk tier."""
+    return presentation.triage_of(analysis)
+
+
+@register.filter
+def gate_refusal(analysis) -> presentation.GateRefusal | None:
+    """The image gate's refusal of an analysis that was not analysed, or None."""
+    return presentation.refusal_of(analysis)
+
+
+@register.filter
+def override_mark(analysis) -> presentation.Override | None:
+    """The outside-validated-use mark of an analysis a doctor overrode, or None."""
+    return presentation.override_of(analysis)

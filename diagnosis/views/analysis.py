@@ -1,9 +1,11 @@
-"""The dashboard and an analysis's pages: its result, the status the page polls, a retry."""
+"""The dashboard and an analysis's pages: its result (or the image gate's refusal), the status
+the page polls, a retry, and a doctor's override of the gate."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -12,10 +14,14 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.audit import audit_record
 from accounts.decorators import clinic_role_required
+from accounts.models import Role
 from diagnosis import presentation, selectors, services
-from diagnosis.models import AnalysisStatus
+from diagnosis.forms.analysis import GateOverrideForm
+from diagnosis.models import Analysis, AnalysisStatus
 from diagnosis.selectors.analysis import ANALYSIS_LISTS, analyses_shown
+from diagnosis.selectors.model_version import latest_drift_report
 from diagnosis.selectors.referral import overdue_referral_count
+from melanoma_portal.forms import apply_validation_error
 
 RECENT = 10
 PAGE_SIZE = 25
@@ -33,16 +39,30 @@ def _live_context(request: HttpRequest) -> dict:
         "counts": selectors.dashboard_counts(user=request.user),
         "queue": queue,
         "overdue_referrals": overdue_referral_count(user=request.user),
+        "beat_late": selectors.sweep_late(),
+        "drift": latest_drift_report(user=request.user),
     }
+
+
+# The patients this session's dashboard last named on the audit trail (see dashboard_live).
+DASHBOARD_AUDITED = "_dashboard_audited_patients"
+
+
+def _audit_dashboard(request: HttpRequest, action: str, analyses: list[Analysis]) -> None:
+    """One event naming each patient the dashboard shows (the queue and the recent list name
+    patients and MRNs); remembered in the session, so a refresh that shows the same patients
+    again adds nothing."""
+    shown = sorted({analysis.image.lesion.patient_id for analysis in analyses})
+    audit_record(action=action, request=request, patients=shown)
+    request.session[DASHBOARD_AUDITED] = shown
 
 
 @clinic_role_required()
 def dashboard(request: HttpRequest) -> HttpResponse:
-    recent = selectors.analysis_list(user=request.user).order_by("-queued_at", "-id")[:RECENT]
-    context = _live_context(request) | {
-        "recent": recent,
-        "live_refresh_s": settings.DASHBOARD_REFRESH_S,
-    }
+    context = _live_context(request)
+    recent = list(selectors.analysis_list(user=request.user).order_by("-queued_at", "-id")[:RECENT])
+    _audit_dashboard(request, "dashboard.view", [*context["queue"], *recent])
+    context |= {"recent": recent, "live_refresh_s": settings.DASHBOARD_REFRESH_S}
     return render(request, "diagnosis/dashboard.html", context)
 
 
@@ -51,8 +71,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @never_cache
 def dashboard_live(request: HttpRequest) -> HttpResponse:
     """The dashboard's tiles and live queue alone, which the dashboard fetches every few
-    seconds (static/js/live_queue.js) to stay current without a reload."""
-    return render(request, "diagnosis/includes/dashboard_live.html", _live_context(request))
+    seconds (static/js/live_queue.js) to stay current without a reload. Audited when it names
+    a patient this session's dashboard has not yet named on the audit trail."""
+    context = _live_context(request)
+    shown = {analysis.image.lesion.patient_id for analysis in context["queue"]}
+    audited = request.session.get(DASHBOARD_AUDITED)
+    if audited is None or not shown <= set(audited):
+        _audit_dashboard(request, "dashboard.refresh", context["queue"])
+    return render(request, "diagnosis/includes/dashboard_live.html", context)
 
 
 @clinic_role_required()
@@ -64,7 +90,10 @@ def analyses(request: HttpRequest) -> HttpResponse:
     page = Paginator(analyses_shown(user=request.user, show=show), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
-    audit_record(action="analysis.list", request=request, show=show, page=page.number)
+    shown = sorted({analysis.image.lesion.patient_id for analysis in page.object_list})
+    audit_record(
+        action="analysis.list", request=request, show=show, page=page.number, patients=shown
+    )
     return render(
         request,
         "diagnosis/analysis_list.html",
@@ -72,10 +101,12 @@ def analyses(request: HttpRequest) -> HttpResponse:
     )
 
 
-@clinic_role_required()
-def analysis_detail(request: HttpRequest, analysis_id: int) -> HttpResponse:
-    analysis = selectors.analysis_get(user=request.user, analysis_id=analysis_id)
-    audit_record(action="analysis.view", request=request, obj=analysis)
+def _render_detail(
+    request: HttpRequest, analysis: Analysis, *, override_form=None, status: int = 200
+) -> HttpResponse:
+    refused = analysis.status == AnalysisStatus.NOT_ANALYSED
+    if override_form is None and refused and request.user.role == Role.DOCTOR:
+        override_form = GateOverrideForm()
     return render(
         request,
         "diagnosis/analysis_detail.html",
@@ -89,8 +120,17 @@ def analysis_detail(request: HttpRequest, analysis_id: int) -> HttpResponse:
             ),
             "top_class_name": presentation.class_name(analysis.top_class),
             "position": selectors.queue_position(analysis=analysis),
+            "override_form": override_form,
         },
+        status=status,
     )
+
+
+@clinic_role_required()
+def analysis_detail(request: HttpRequest, analysis_id: int) -> HttpResponse:
+    analysis = selectors.analysis_get(user=request.user, analysis_id=analysis_id)
+    audit_record(action="analysis.view", request=request, obj=analysis)
+    return _render_detail(request, analysis)
 
 
 @clinic_role_required()
@@ -108,6 +148,38 @@ def analysis_status(request: HttpRequest, analysis_id: int) -> JsonResponse:
             "failure_reason": analysis.failure_reason,
         }
     )
+
+
+@clinic_role_required(Role.DOCTOR)
+@require_POST
+def analysis_override(request: HttpRequest, analysis_id: int) -> HttpResponse:
+    """A doctor has an image the gate refused analysed anyway, with a written reason."""
+    analysis = selectors.analysis_get(user=request.user, analysis_id=analysis_id)
+    form = GateOverrideForm(request.POST)
+    valid = form.is_valid()
+    try:
+        # Called even with an empty form: the service says first whether there is anything
+        # to override (a second submission, say), then that a reason is needed.
+        services.analysis_override_gate(
+            actor=request.user,
+            analysis=analysis,
+            reason=form.cleaned_data["reason"] if valid else "",
+            request=request,
+        )
+    except services.OverrideRefused as refused:
+        messages.info(request, " ".join(refused.messages))
+        return redirect("diagnosis:analysis", analysis_id=analysis.pk)
+    except ValidationError as error:
+        if valid:
+            apply_validation_error(form, error)
+    else:
+        messages.success(
+            request,
+            "The image is queued for analysis without the gate. Its result will be marked "
+            f"\u201c{presentation.OUTSIDE_VALIDATED_USE}\u201d with your name and reason.",
+        )
+        return redirect("diagnosis:analysis", analysis_id=analysis.pk)
+    return _render_detail(request, analysis, override_form=form, status=400)
 
 
 @clinic_role_required()

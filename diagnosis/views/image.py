@@ -16,6 +16,7 @@ from accounts.decorators import clinic_role_required
 from diagnosis import selectors, services
 from diagnosis.forms.lesion import ImageUploadForm
 from diagnosis.image_validation import ImageRejected
+from diagnosis.services.image import UploadQuotaExceeded
 from patients.selectors import patient_get
 
 
@@ -23,6 +24,7 @@ from patients.selectors import patient_get
 def image_upload(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = patient_get(user=request.user, patient_id=patient_id)
     lesions = selectors.lesion_list(user=request.user).filter(patient=patient)
+    status = 200
     if request.method == "POST":
         form = ImageUploadForm(request.POST, request.FILES, lesions=lesions)
         if form.is_valid():
@@ -34,6 +36,9 @@ def image_upload(request: HttpRequest, patient_id: int) -> HttpResponse:
                     submission_token=form.cleaned_data["submission_token"],
                     request=request,
                 )
+            except UploadQuotaExceeded as refused:
+                form.add_error(None, str(refused))
+                status = 429
             except ImageRejected as rejected:
                 form.add_error("image", str(rejected))
             except ValidationError as error:
@@ -42,7 +47,11 @@ def image_upload(request: HttpRequest, patient_id: int) -> HttpResponse:
                 return redirect("diagnosis:analysis", analysis_id=analysis.pk)
     else:
         form = ImageUploadForm(lesions=lesions, initial={"lesion": request.GET.get("lesion")})
-    status = 400 if form.is_bound else 200
+    if form.is_bound and status == 200:
+        status = 400
+    # The page names the patient and lists their lesions; a successful upload is audited by
+    # the service instead.
+    audit_record(action="patient.view", request=request, obj=patient, page="upload")
     return render(
         request, "diagnosis/upload.html", {"form": form, "patient": patient}, status=status
     )

@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
+from accounts.audit import audit_record
 from accounts.decorators import clinic_role_required
 from accounts.models import User
 from diagnosis import selectors, services
@@ -40,4 +41,6 @@ def lesion_create(request: HttpRequest, patient_id: int) -> HttpResponse:
         else:
             messages.success(request, f"Lesion recorded: {lesion}.")
             return redirect(f"{reverse('diagnosis:upload', args=[patient.pk])}?lesion={lesion.pk}")
+    # The form names the patient; a recorded lesion is audited by the service instead.
+    audit_record(action="patient.view", request=request, obj=patient, page="lesion_create")
     return render(request, "diagnosis/lesion_form.html", {"form": form, "patient": patient})

@@ -5,12 +5,21 @@ the environment here, once, with defaults that run on one laptop with no service
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
+# Files at rest: whatever a portal process creates (the SQLite database and its journal, the
+# filesystem broker's messages, var/ itself) is readable by its owner and group only, never by
+# other users of the machine: 0640 files, 0750 folders. Set here because every process (web,
+# worker, beat, manage.py) reads these settings before it writes anything; bin/ scripts set
+# the same umask for the shell. PORTAL_UMASK=077 makes it owner-only (0600).
+PORTAL_UMASK = int(os.environ.get("PORTAL_UMASK", "027"), 8)
+os.umask(PORTAL_UMASK)
 # Runtime state (SQLite file, uploaded media, the filesystem broker) lives outside the code and
 # outside the static root.
 VAR_DIR = Path(os.environ.get("PORTAL_VAR_DIR", BASE_DIR / "var"))
@@ -30,6 +39,8 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-m
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+# Check ids a deployment has decided to accept, e.g. diagnosis.W001 on an encrypted volume.
+SILENCED_SYSTEM_CHECKS = env_list("DJANGO_SILENCED_SYSTEM_CHECKS")
 
 INSTALLED_APPS = [
     # The portal's admin site: clinic admins see their own clinic (accounts.admin_site).
@@ -52,9 +63,16 @@ INSTALLED_APPS = [
     "patients",
     "diagnosis",
     "reports",
+    # The project's own commands: backup and restore (melanoma_portal.backup).
+    "melanoma_portal",
 ]
 
 MIDDLEWARE = [
+    # Request latency for Prometheus, the request id for the logs, then /healthz, /readyz and
+    # /metrics answered before host checks and HTTPS redirects (melanoma_portal.ops).
+    "melanoma_portal.metrics.RequestMetricsMiddleware",
+    "melanoma_portal.logs.RequestIdMiddleware",
+    "melanoma_portal.ops.OpsEndpointsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "accounts.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -107,6 +125,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         timeout=SQLITE_BUSY_TIMEOUT_S,
         init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     )
+# PostgreSQL in production: DATABASE_URL is a role that owns nothing, DATABASE_MIGRATE_URL the
+# same database as its owner; `manage.py migrate` logs in as the owner and then grants the
+# portal's role read-and-append on the audit trail (accounts.db_roles, docs/deployment.md).
+DATABASE_MIGRATE_URL = os.environ.get("DATABASE_MIGRATE_URL", "")
 # Several test runs may share one PostgreSQL server; each can name its own test database.
 if os.environ.get("DATABASE_TEST_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["DATABASE_TEST_NAME"]}
@@ -219,27 +241,63 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 # Patient images: never under STATIC_ROOT and never served by URL; a view checks the clinic.
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 MEDIA_URL = None
+# Django chmods every stored file to FILE_UPLOAD_PERMISSIONS whatever the umask (its default is
+# 0644, world-readable): patient images and heatmaps are 0640, their folders 0750, or stricter
+# with PORTAL_UMASK.
+FILE_UPLOAD_PERMISSIONS = 0o666 & ~PORTAL_UMASK
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o777 & ~PORTAL_UMASK
 
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-}
-# Originals and heatmaps encrypted at rest on the portal's own disk when a key is configured.
-IMAGE_ENCRYPTION_KEY = os.environ.get("IMAGE_ENCRYPTION_KEY", "")
-if IMAGE_ENCRYPTION_KEY:
-    STORAGES["default"] = {"BACKEND": "melanoma_portal.storage.EncryptedFileSystemStorage"}
-if os.environ.get("AWS_STORAGE_BUCKET_NAME"):
-    STORAGES["default"] = {
-        "BACKEND": "storages.backends.s3.S3Storage",
+
+def default_storage_from_env(env: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """Where patient files (originals, thumbnails, heatmaps) are kept, from the environment.
+
+    An S3 bucket when AWS_STORAGE_BUCKET_NAME names one (AWS_S3_ENDPOINT_URL for any other S3
+    server; credentials from boto3's usual chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or an
+    instance role), else the portal's own disk under MEDIA_ROOT. Either way encrypted by the
+    portal first when IMAGE_ENCRYPTION_KEY is set. A function so that the tests build the very
+    same configuration for their own S3 server.
+    """
+    encrypted = bool(env.get("IMAGE_ENCRYPTION_KEY"))
+    bucket = env.get("AWS_STORAGE_BUCKET_NAME", "")
+    if not bucket:
+        if encrypted:
+            return {"BACKEND": "melanoma_portal.storage.EncryptedFileSystemStorage"}
+        return {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    encryption = env.get("AWS_S3_SERVER_SIDE_ENCRYPTION", "AES256")
+    object_parameters = {"ServerSideEncryption": encryption}
+    if env.get("AWS_S3_SSE_KMS_KEY_ID"):
+        object_parameters["SSEKMSKeyId"] = env["AWS_S3_SSE_KMS_KEY_ID"]
+    return {
+        "BACKEND": "melanoma_portal.storage_s3."
+        + ("EncryptedS3Storage" if encrypted else "PrivateS3Storage"),
         "OPTIONS": {
-            "bucket_name": os.environ["AWS_STORAGE_BUCKET_NAME"],
+            "bucket_name": bucket,
+            "endpoint_url": env.get("AWS_S3_ENDPOINT_URL") or None,
+            "region_name": env.get("AWS_S3_REGION_NAME") or None,
+            "addressing_style": env.get("AWS_S3_ADDRESSING_STYLE") or None,
+            # Several portals (staging, production) may share one bucket under their own prefix.
+            "location": env.get("AWS_S3_KEY_PREFIX", ""),
             "default_acl": "private",
+            # url() refuses anyway (storage_s3); short-lived signatures if that ever changed.
             "querystring_auth": True,
+            "querystring_expire": 60,
             "file_overwrite": False,
             # Server-side encryption at rest for every object the portal writes.
-            "object_parameters": {"ServerSideEncryption": "AES256"},
+            "object_parameters": object_parameters,
         },
     }
+
+
+STORAGES = {
+    "default": default_storage_from_env(),
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage",
+        # Public assets, served by whatever web server reads STATIC_ROOT: not under the umask.
+        "OPTIONS": {"file_permissions_mode": 0o644, "directory_permissions_mode": 0o755},
+    },
+}
+# Originals and heatmaps encrypted at rest (the disk's, or the bucket's) when a key is set.
+IMAGE_ENCRYPTION_KEY = os.environ.get("IMAGE_ENCRYPTION_KEY", "")
 
 # Celery: the filesystem transport runs a real worker with no server; set the URLs for Redis.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
@@ -272,6 +330,22 @@ else:
         # A fault test may shorten it to see redelivery quickly (tests/security/).
         "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT_S", "600"))
     }
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        # kombu looks for such messages every 10 s but scans only on every 10th look by
+        # default: a dead worker's analysis waited up to 100 s past the timeout. Every look.
+        CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_throttle"] = 1
+# No task's return value is read (the database holds every outcome); storing none also means
+# sending a task never waits on the result store.
+CELERY_TASK_IGNORE_RESULT = True
+# A broker that is down costs an upload about two seconds, not twenty: the analysis stays
+# queued in the database and the beat sweep sends it once the broker is back.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -279,7 +353,32 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-# celery beat: re-send analyses whose message was lost (a broker restart, a dead worker).
+# An analysis's limits: the soft one lets it record why it stopped; at the hard one the pool
+# kills it. The stale sweep treats an analysis still `running` after the hard limit as lost.
+ANALYSIS_SOFT_TIME_LIMIT_S = int(os.environ.get("ANALYSIS_SOFT_TIME_LIMIT_S", "120"))
+ANALYSIS_TIME_LIMIT_S = int(os.environ.get("ANALYSIS_TIME_LIMIT_S", "180"))
+# An analysis interrupted this many times (worker killed, hard time limit) is failed, not re-run.
+ANALYSIS_MAX_ATTEMPTS = int(os.environ.get("ANALYSIS_MAX_ATTEMPTS", "3"))
+# A queued analysis whose message may have been lost (a broker restart) is re-sent after this.
+REQUEUE_QUEUED_AFTER_S = int(os.environ.get("REQUEUE_QUEUED_AFTER_S", "900"))
+REQUEUE_STALE_EVERY_S = float(os.environ.get("REQUEUE_STALE_EVERY_S", "60"))
+# Queues per kind of work, each with its own workers and concurrency (docs/deploy.md): the
+# classifier's analyses; reports and exports; housekeeping (the beat schedule's tasks, and any
+# task not routed here). bin/worker consumes all three unless WORKER_QUEUES names some.
+CELERY_QUEUE_INFERENCE = "inference"
+CELERY_QUEUE_REPORTS = "reports"
+CELERY_QUEUE_HOUSEKEEPING = "housekeeping"
+PORTAL_QUEUES = [CELERY_QUEUE_INFERENCE, CELERY_QUEUE_REPORTS, CELERY_QUEUE_HOUSEKEEPING]
+CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUE_HOUSEKEEPING
+CELERY_TASK_ROUTES = {
+    "diagnosis.tasks.analyse_image": {"queue": CELERY_QUEUE_INFERENCE},
+    # Local validation of a model version reads the model files: an inference host's work.
+    "diagnosis.tasks.evaluate_model_version": {"queue": CELERY_QUEUE_INFERENCE},
+    "reports.tasks.*": {"queue": CELERY_QUEUE_REPORTS},
+    "patients.tasks.*": {"queue": CELERY_QUEUE_REPORTS},
+}
+# celery beat (bin/beat, its own process): re-send analyses whose message was lost (a broker
+# restart, a whole worker killed on the filesystem broker), purge expired originals.
 CELERY_BEAT_SCHEDULE = {
     # Delete original images past their clinic's retention period (diagnosis.tasks).
     "purge-expired-originals": {
@@ -288,7 +387,12 @@ CELERY_BEAT_SCHEDULE = {
     },
     "requeue-stale-analyses": {
         "task": "diagnosis.tasks.requeue_stale_analyses",
-        "schedule": float(os.environ.get("REQUEUE_STALE_EVERY_S", "300")),
+        "schedule": REQUEUE_STALE_EVERY_S,
+    },
+    # Each clinic's week of results against the served model's validation figures.
+    "watch-drift": {
+        "task": "diagnosis.tasks.watch_drift",
+        "schedule": float(os.environ.get("DRIFT_WATCH_EVERY_S", str(7 * 24 * 3600))),
     },
 }
 
@@ -298,10 +402,21 @@ DASHBOARD_REFRESH_S = float(os.environ.get("DASHBOARD_REFRESH_S", "10"))
 # The classifier the worker serves: ml/models/<version>, named by ml/models/CURRENT.
 ML_MODELS_ROOT = Path(os.environ.get("ML_MODELS_ROOT", BASE_DIR / "ml" / "models"))
 ML_TORCH_THREADS = int(os.environ.get("ML_TORCH_THREADS", "1"))
+# The model registry (diagnosis.models.ModelVersion) names the served version once it has an
+# active one; the promotion gate measures on the clinic's confirmed cases once they hold this
+# many melanomas, and on the versions' shipped validation figures until then.
+MODEL_GATE_MIN_MELANOMAS = int(os.environ.get("MODEL_GATE_MIN_MELANOMAS", "30"))
 
 # Upload limits (clinical dermoscopes produce a few MB; anything beyond is an error or attack).
 UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", str(20 * 1024 * 1024)))
 UPLOAD_MAX_PIXELS = int(os.environ.get("UPLOAD_MAX_PIXELS", str(50_000_000)))
+# The worker analyses a downscaled working copy of at most this many pixels (the original is
+# kept as uploaded): the network sees 192 pixels, and a 7000 x 7000 upload cost 19 s of worker
+# time at full size (diagnosis.services.image.image_for_analysis, ml.imaging.working_copy).
+ANALYSIS_MAX_PIXELS = int(os.environ.get("ANALYSIS_MAX_PIXELS", str(2048 * 2048)))
+# Uploads one clinic may make in any hour, pages and API together; beyond it they get a 429
+# that says when uploads resume, so one user cannot starve every clinic's shared workers.
+UPLOAD_QUOTA_PER_CLINIC_HOUR = int(os.environ.get("UPLOAD_QUOTA_PER_CLINIC_HOUR", "200"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
@@ -381,9 +496,84 @@ SPECTACULAR_SETTINGS = {
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
 CORS_URLS_REGEX = r"^/api/.*$"
 
+# Prometheus scrapes /metrics with `Authorization: Bearer <METRICS_TOKEN>`; unset, no /metrics.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+
+# LOG_FORMAT=json: one JSON object a line (production's default); text for a terminal. Both
+# carry the request id, in the web process and in the tasks it queued (melanoma_portal.logs).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "melanoma_portal.logs.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "melanoma_portal.logs.JsonFormatter"},
+        "text": {"format": "%(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": "json" if LOG_FORMAT == "json" else "text",
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+# In JSON mode a worker logs through the same handler, not Celery's own text format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
+
+# --- Hospital sign-in (OpenID Connect) and JWTs for API clients (issue 18) -------------------
+# Each clinic may sign its people in with its hospital's identity provider through allauth's
+# openid_connect provider; the apps are built per request from accounts.ClinicSignOn
+# (accounts.sso.ClinicSocialAccountAdapter.list_apps), so a clinic admin configures theirs in
+# the portal and its client secret is stored encrypted, never in allauth's plain-text table.
+INSTALLED_APPS += [
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",
+]
+SOCIALACCOUNT_ADAPTER = "accounts.sso.ClinicSocialAccountAdapter"
+# No sign-up through a provider (accounts.sso decides who may enter), no tokens kept, no
+# look-up of accounts by address outside the provider's clinic.
+SOCIALACCOUNT_AUTO_SIGNUP = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_STORE_TOKENS = False
+# Seconds the portal waits for the identity provider before saying it cannot be reached.
+SOCIALACCOUNT_REQUESTS_TIMEOUT = int(os.environ.get("OIDC_TIMEOUT_S", "10"))
+# Fernet keys (comma separated, newest first) that encrypt clinics' client secrets; without
+# them a key is derived from DJANGO_SECRET_KEY (and its fallbacks), so rotating that key
+# means entering the secrets again. A secret in PORTAL_OIDC_SECRET_CLINIC_<clinic id> wins
+# over a stored one and is never stored.
+OIDC_SECRET_KEYS = os.environ.get("OIDC_SECRET_KEYS", "")
+# How far the provider's clock may differ from ours before a sign-in is refused as skewed.
+OIDC_MAX_CLOCK_SKEW_S = int(os.environ.get("OIDC_MAX_CLOCK_SKEW_S", "120"))
+
+# API clients that act for a person (the mobile app) sign in with e-mail, password and, where
+# the account has one, an authenticator code, and get a short-lived access token and a refresh
+# token (djangorestframework-simplejwt). Each refresh rotates the refresh token and blacklists
+# the old one; presenting a rotated one again revokes the whole sign-in (accounts.services.
+# jwt_tokens). Knox tokens (Token mp_...) stay for server-to-server integrations.
+JWT_ACCESS_MINUTES = int(os.environ.get("JWT_ACCESS_MINUTES", "10"))
+JWT_REFRESH_DAYS = int(os.environ.get("JWT_REFRESH_DAYS", "7"))
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=JWT_ACCESS_MINUTES),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=JWT_REFRESH_DAYS),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": os.environ.get("JWT_SIGNING_KEY") or SECRET_KEY,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "user_id",
+}
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"].insert(
+    1, "accounts.authentication.PortalJWTAuthentication"
+)
+SPECTACULAR_SETTINGS["DESCRIPTION"] += (
+    " Apps that act for a person (the mobile app) may instead sign in at /api/v1/auth/token/ "
+    "with e-mail, password and an authenticator code and send `Authorization: Bearer "
+    "<access>`; access tokens last minutes, refresh tokens days, each refresh rotates the "
+    "refresh token, and presenting a used one again ends that sign-in."
+)

@@ -5,6 +5,7 @@ report no issues; tests/security/test_privacy.py runs it
 (test_production_settings_pass_check_deploy_with_no_warnings).
 """
 
+import logging
 import os
 
 from django.core.exceptions import ImproperlyConfigured
@@ -43,3 +44,22 @@ SESSION_COOKIE_NAME = "__Host-sessionid"
 CSRF_COOKIE_NAME = "__Host-csrftoken"
 # Doctors and clinic admins cannot opt out of two-factor authentication in production.
 MFA_REQUIRED_ROLES = env_list("MFA_REQUIRED_ROLES", "admin,doctor")
+
+# Patient images in the clear on the portal's disk: said at every start (web, worker, beat), and
+# by `check --deploy` as diagnosis.W001. Silencing that check (an encrypted volume) quiets both.
+if (
+    not IMAGE_ENCRYPTION_KEY  # noqa: F405
+    and not os.environ.get("AWS_STORAGE_BUCKET_NAME")
+    and "diagnosis.W001" not in SILENCED_SYSTEM_CHECKS  # noqa: F405
+):
+    logging.getLogger("melanoma_portal").warning(
+        "IMAGE_ENCRYPTION_KEY is not set: patient images and heatmaps are written to %s "
+        "unencrypted (docs/deployment.md).",
+        MEDIA_ROOT,  # noqa: F405
+    )
+
+# Logs as one JSON object a line unless LOG_FORMAT says otherwise (melanoma_portal.logs).
+if not os.environ.get("LOG_FORMAT"):
+    LOG_FORMAT = "json"
+    LOGGING["handlers"]["console"]["formatter"] = "json"  # noqa: F405
+    CELERY_WORKER_HIJACK_ROOT_LOGGER = False

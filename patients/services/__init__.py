@@ -2,7 +2,12 @@
 everything held, erasure). Each write checks permission first and records its audit event in
 its own transaction."""
 
-from patients.services.records import PATIENT_FIELDS, patient_create, patient_update
+from patients.services.records import (
+    PATIENT_FIELDS,
+    patient_create,
+    patient_set_research_consent,
+    patient_update,
+)
 from patients.services.rights import (
     ERASE_ROLES,
     EXPORT_ROLES,
@@ -19,5 +24,6 @@ __all__ = [
     "patient_create",
     "patient_erase",
     "patient_export",
+    "patient_set_research_consent",
     "patient_update",
 ]

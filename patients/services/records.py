@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from accounts.audit import audit_record, audited_write
 from accounts.models import User
@@ -65,5 +66,40 @@ def patient_update(*, actor: User, patient: Patient, request=None, **fields: Any
         patient = _save(patient)
         audit_record(
             action="patient.update", user=actor, request=request, obj=patient, fields=sorted(fields)
+        )
+    return patient
+
+
+@audited_write("patient.research_consent")
+def patient_set_research_consent(
+    *, actor: User, patient: Patient, consent: bool, request=None
+) -> Patient:
+    """Record that the patient consents (or no longer consents) to the research use of their
+    images, with who recorded it and when. Audited with the value before and after, even when
+    it did not change (the request named this patient)."""
+    require_role(actor, *CLINICAL_ROLES)
+    require_same_clinic(actor, patient.clinic_id)
+    with transaction.atomic():
+        patient = Patient.objects.select_for_update().get(pk=patient.pk)
+        before = patient.research_consent
+        if before != consent:
+            patient.research_consent = consent
+            patient.research_consent_changed_at = timezone.now()
+            patient.research_consent_changed_by_name = actor.get_full_name()
+            patient.save(
+                update_fields=[
+                    "research_consent",
+                    "research_consent_changed_at",
+                    "research_consent_changed_by_name",
+                    "updated_at",
+                ]
+            )
+        audit_record(
+            action="patient.research_consent",
+            user=actor,
+            request=request,
+            obj=patient,
+            before=before,
+            after=consent,
         )
     return patient

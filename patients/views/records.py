@@ -96,3 +96,22 @@ def patient_detail(request: HttpRequest, patient_id: int) -> HttpResponse:
     audit_record(action="patient.view", request=request, obj=patient)
     context["section_templates"] = section_templates
     return render(request, "patients/patient_detail.html", context)
+
+
+@clinic_role_required()
+def patient_research_consent(request: HttpRequest, patient_id: int) -> HttpResponse:
+    """Record or withdraw the patient's consent to the research use of their images (POST)."""
+    patient = selectors.patient_get(user=request.user, patient_id=patient_id)
+    if request.method != "POST":
+        return redirect("patients:detail", patient_id=patient.pk)
+    consent = request.POST.get("consent") == "yes"
+    services.patient_set_research_consent(
+        actor=request.user, patient=patient, consent=consent, request=request
+    )
+    messages.success(
+        request,
+        "Consent to research use recorded."
+        if consent
+        else "Consent to research use withdrawn: the patient's images leave no future export.",
+    )
+    return redirect("patients:detail", patient_id=patient.pk)

@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from accounts.audit import audit_record
 from accounts.decorators import clinic_role_required
 from patients.forms import EraseForm
 from patients.selectors import patient_get
@@ -49,6 +50,9 @@ def patient_erase(request: HttpRequest, patient_id: int) -> HttpResponse:
             messages.success(request, "The patient and all their records were erased.")
             return redirect("patients:list")
     status = 400 if request.method == "POST" else 200
+    # The confirmation page shows the patient's name and MRN; the erasure itself is audited by
+    # the service.
+    audit_record(action="patient.view", request=request, obj=patient, page="erase")
     return render(
         request,
         "patients/patient_erase.html",

@@ -1,5 +1,6 @@
 // While an analysis is queued or running, ask the server for its state every 2 seconds, show
-// the queue position, and reload the page once the result (or a failure) is there.
+// the queue position, and reload the page once the result (or a failure, or the image gate's
+// refusal) is there.
 (function () {
   "use strict";
   var box = document.getElementById("analysis-result");
@@ -29,7 +30,8 @@
         return response.json();
       })
       .then(function (state) {
-        if (state.status === "done" || state.status === "failed") {
+        if (state.status === "done" || state.status === "failed" ||
+            state.status === "not_analysed") {
           window.location.reload();
           return;
         }

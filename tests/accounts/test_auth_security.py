@@ -186,5 +186,5 @@ def test_every_page_sends_the_security_headers(client, staff):
     assert "no-store" in response["Cache-Control"]
 
 
-def test_login_page_forms_carry_a_csrf_token(client):
+def test_login_page_forms_carry_a_csrf_token(client, db):  # db: it lists hospital sign-ins
     assert "csrfmiddlewaretoken" in client.get(reverse(LOGIN)).content.decode()

@@ -70,10 +70,41 @@ def test_client_uploads_and_prints_the_result_from_a_real_worker(live_server, cl
     out = result.stdout
     assert "done" in out
     assert re.search(r"Melanoma probability: \d+\.\d%", out)
-    assert re.search(r"Risk tier: (low|moderate|high)", out)
+    # A model with triage prints the triage and its reason; one without, the melanoma tier.
+    assert re.search(r"Triage: (Urgent|Soon|Routine) — ", out) or re.search(
+        r"Risk tier: (low|moderate|high)", out
+    )
     assert "Model version: " in out
     assert "AI-assisted assessment, not a diagnosis. Consult a dermatologist." in out
     print(f"upload-to-result through the API: {seconds}, median {statistics.median(seconds):.2f}s")
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_client_prints_the_refusal_of_a_photo_that_is_not_dermoscopy(
+    live_server, client_setup, tmp_path
+):
+    require_shared_services()
+    current = Path(settings.ML_MODELS_ROOT) / "CURRENT"
+    if (
+        not current.exists()
+        or not (current.parent / current.read_text().strip() / "gate.json").exists()
+    ):
+        pytest.skip("needs the trained model with its image gate")
+    from ml.nonderm import non_dermoscopic_images
+
+    token, lesion = client_setup
+    photo = tmp_path / "coffee.png"
+    next(image for name, _, image in non_dermoscopic_images() if name == "coffee").save(photo)
+
+    with celery_worker(purge=True, media_root=settings.MEDIA_ROOT) as worker:
+        result = run_client(live_server, token, lesion.pk, image=photo, timeout=120)
+
+    assert result.returncode == 2, result.stdout + result.stderr + worker.log()[-3000:]
+    assert "not_analysed" in result.stdout
+    assert "Not analysed: this does not look like a dermoscopic image" in result.stdout
+    assert "What to do: " in result.stdout
+    assert "Melanoma probability" not in result.stdout
 
 
 @pytest.mark.integration

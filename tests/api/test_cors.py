@@ -37,7 +37,7 @@ def test_preflight_from_allowed_origin_permits_the_token_header(client):
     assert "authorization" in response["Access-Control-Allow-Headers"]
 
 
-def test_portal_pages_get_no_cors_header(client):
+def test_portal_pages_get_no_cors_header(client, db):  # db: login lists hospital sign-ins
     response = client.get("/accounts/login/", HTTP_ORIGIN=ALLOWED)
 
     assert "Access-Control-Allow-Origin" not in response

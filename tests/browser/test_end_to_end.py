@@ -39,7 +39,7 @@ def wait_for_text(driver, selector: str, text: str, timeout: float = 15) -> None
     WebDriverWait(driver, timeout).until(shown, f"{selector!r} never showed {text!r}")
 
 
-def test_staff_uploads_an_image_and_reads_the_result(live_server, browser):
+def test_staff_uploads_an_image_and_reads_the_result(site_url, browser):
     require_shared_services()
     if not (Path(settings.ML_MODELS_ROOT) / "CURRENT").exists():
         pytest.skip(f"no trained model installed: {settings.ML_MODELS_ROOT}/CURRENT is missing")
@@ -54,7 +54,7 @@ def test_staff_uploads_an_image_and_reads_the_result(live_server, browser):
 
     with celery_worker(purge=True) as worker:
         # Log in with email and password.
-        browser.get(live_server.url + "/")
+        browser.get(site_url + "/")
         find(By.NAME, "login").send_keys(staff.email)
         find(By.NAME, "password").send_keys(factories.PASSWORD)
         find(By.CSS_SELECTOR, "form button[type=submit]").click()
@@ -105,7 +105,13 @@ def test_staff_uploads_an_image_and_reads_the_result(live_server, browser):
     # The patient has a date of birth and a sex, the lesion a site: a v2 model reads all three.
     assert "read: image, age, sex, site" in page or "read: image only" in page
     assert "%" in find(By.ID, "melanoma-probability").text
-    assert find(By.ID, "risk-tier").text in ("Low", "Moderate", "High")
+    # A model with triage shows the level and its reason; one without, the melanoma tier.
+    if browser.find_elements(By.ID, "triage-level"):
+        assert find(By.ID, "triage-level").text in ("Urgent", "Soon", "Routine")
+        assert find(By.ID, "triage-reason").text
+        assert "What it does not mean:" in page
+    else:
+        assert find(By.ID, "risk-tier").text in ("Low", "Moderate", "High")
     # The image is shown through the permission-checked view, and it loaded.
     image = find(By.CSS_SELECTOR, "img.lesion-image")
     assert "/images/" in image.get_attribute("src")

@@ -50,6 +50,7 @@ PAGES = [
     Page("diagnosis:analysis", ("analysis",)),
     Page("diagnosis:analysis_status", ("analysis",)),
     Page("diagnosis:analysis_retry", ("analysis",), method="post"),
+    Page("diagnosis:analysis_override", ("analysis",), "post", frozenset({Role.DOCTOR})),
     Page("diagnosis:image", ("image",)),
     Page("diagnosis:image", ("image",), query="?size=thumb"),
     Page("diagnosis:heatmap", ("done",), extra=("top",)),

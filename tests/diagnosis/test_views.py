@@ -181,6 +181,7 @@ def test_dashboard_counts_only_this_clinic(staff_client, clinic, other_clinic, i
         "queued": 1,
         "failed": 1,
         "high_risk_awaiting_review": 1,
+        "not_routine_awaiting_review": 1,
     }
     assert len(response.context["queue"]) == 1
     assert len(response.context["recent"]) == 3

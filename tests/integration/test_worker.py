@@ -81,6 +81,36 @@ def test_worker_process_analyses_an_upload_and_stores_the_prediction(staff_and_l
         )
 
 
+def test_worker_process_refuses_a_photo_that_is_not_dermoscopy(staff_and_lesion):
+    require_shared_services()
+    current = Path(settings.ML_MODELS_ROOT) / "CURRENT"
+    if not current.exists():
+        pytest.skip(f"no trained model installed: {current} is missing")
+    if not (current.parent / current.read_text().strip() / "gate.json").exists():
+        pytest.skip("the installed model ships no image gate")
+    from ml.nonderm import non_dermoscopic_images
+
+    staff, lesion = staff_and_lesion
+    cat = next(image for name, _kind, image in non_dermoscopic_images() if name == "cat")
+    buffer = io.BytesIO()
+    cat.save(buffer, "JPEG", quality=90)
+    upload = SimpleUploadedFile("cat.jpg", buffer.getvalue(), content_type="image/jpeg")
+
+    with celery_worker(purge=True) as worker:
+        analysis = services.image_upload(actor=staff, lesion=lesion, upload=upload)
+
+        def ended() -> bool:
+            analysis.refresh_from_db()
+            return analysis.status in ("done", "failed", "not_analysed")
+
+        wait_for(ended, timeout=180, message=f"no outcome:\n{worker.log()[-3000:]}")
+
+    assert analysis.status == AnalysisStatus.NOT_ANALYSED, analysis.failure_reason
+    assert analysis.gate_reason == "not_dermoscopic"
+    assert analysis.probabilities is None and not analysis.heatmap_top
+    assert analysis.gate_measures["ood_score"] > analysis.gate_measures["ood_threshold"]
+
+
 def test_worker_without_a_model_fails_the_analysis_with_a_readable_reason(
     staff_and_lesion, tmp_path
 ):

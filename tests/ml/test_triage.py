@@ -67,3 +67,35 @@ def test_the_nmsc_boundary_catches_the_asked_share_of_bcc_and_akiec():
         )
         / malignant.sum()
     )
+
+
+# --- served: the Prediction carries the triage of its card ----------------------------------
+
+
+def _vector(**given: float) -> np.ndarray:
+    probs = _probs(**given)
+    return np.array([probs[code] for code in CLASSES])
+
+
+def test_the_shipped_model_triages_its_predictions_and_a_dominant_bcc_is_never_routine(
+    shipped_classifier,
+):
+    if shipped_classifier.triage_thresholds is None:
+        pytest.skip(f"{shipped_classifier.version} has no triage in its card")
+    boundary = shipped_classifier.triage_thresholds.nmsc
+
+    bcc = shipped_classifier._prediction(_vector(bcc=0.964, mel=0.004), {})
+
+    assert bcc.triage is not None
+    assert (bcc.triage.level, bcc.triage.reason) == ("soon", "BCC 96%")
+    assert bcc.risk_tier == "low"  # what the melanoma-only tier called it
+    for p_bcc in np.linspace(boundary, 1.0, 25):
+        rest = {"mel": 0.0, "akiec": 0.0}
+        prediction = shipped_classifier._prediction(_vector(bcc=float(p_bcc), **rest), {})
+        assert prediction.triage.level != "routine", p_bcc
+
+
+def test_a_card_without_triage_gives_no_triage(tiny_classifier):
+    assert "triage" not in tiny_classifier.card
+    prediction = tiny_classifier._prediction(_vector(bcc=0.964), {})
+    assert prediction.triage is None and prediction.risk_tier in ("low", "moderate", "high")

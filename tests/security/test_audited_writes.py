@@ -68,6 +68,7 @@ class World:
         self.lesion = factories.LesionFactory(patient=self.patient)
         self.image = factories.DermoscopicImageFactory(lesion=self.lesion)
         self.done = factories.DoneAnalysisFactory(image=self.image)
+        self.superuser = factories.SuperuserFactory()
 
 
 REVIEW = {"agrees_with_ai": True, "diagnosis": "mel", "management": "excise", "notes": "x"}
@@ -99,6 +100,10 @@ def _call(name: str, service: Callable, world: World):
         failed = factories.AnalysisFactory(image=w.image, status="failed", failure_reason="x")
         service(actor=w.staff, analysis=failed)
         return w.staff, w.patient.pk
+    if name == "analysis_override_gate":
+        refused = factories.NotAnalysedFactory(image=w.image)
+        service(actor=w.doctor, analysis=refused, reason="A dermoscopic image, checked by eye")
+        return w.doctor, w.patient.pk
     if name == "review_save":
         service(actor=w.doctor, analysis=w.done, **REVIEW)
         return w.doctor, w.patient.pk
@@ -162,7 +167,111 @@ def _call(name: str, service: Callable, world: World):
     if name == "user_unlock":
         service(actor=w.admin, user=w.staff)
         return w.admin, None
+    if name == "jwt_issue":
+        from django.test import RequestFactory
+
+        request = RequestFactory().post("/api/v1/auth/token/")
+        service(email=w.staff.email, password=factories.PASSWORD, request=request)
+        return w.staff, None
+    if name in ("jwt_refresh", "jwt_sign_out"):
+        from accounts.models import RefreshTokenFamily
+        from accounts.services.jwt_tokens import _new_refresh
+
+        # A sign-in made without its own audit event, so only this call's is counted.
+        family = RefreshTokenFamily.objects.create(user=w.staff)
+        service(refresh=str(_new_refresh(w.staff, family)))
+        return w.staff, None
+    if name == "jwt_revoke_all":
+        from accounts.models import RefreshTokenFamily
+
+        RefreshTokenFamily.objects.create(user=w.staff)
+        service(user=w.staff, reason="deactivated", actor=w.admin)
+        return w.admin, None
+    if name == "clinic_sign_on_save":
+        service(
+            actor=w.admin,
+            clinic=w.clinic,
+            display_name="General Hospital",
+            issuer="https://login.hospital.example",
+            client_id="portal",
+            client_secret="s3cret",
+            allowed_email_domains=["hospital.example"],
+            enabled=True,
+        )
+        return w.admin, None
+    if name == "clinic_local_passwords_set":
+        from accounts.models import ClinicSignOn
+
+        ClinicSignOn.objects.create(
+            clinic=w.clinic,
+            display_name="General Hospital",
+            issuer="https://login.hospital.example",
+            client_id="portal",
+            enabled=True,
+        )
+        service(actor=w.admin, clinic=w.clinic, allowed=True)
+        return w.admin, None
+    if name == "patient_set_research_consent":
+        service(actor=w.staff, patient=w.patient, consent=True)
+        return w.staff, w.patient.pk
+    if name == "training_set_export":
+        import tempfile
+        from pathlib import Path
+
+        w.patient.research_consent = True
+        w.patient.save()
+        factories.HistopathologyFactory(lesion=w.lesion, diagnosis="nv")
+        with tempfile.TemporaryDirectory() as folder:
+            since = timezone.localdate() - timezone.timedelta(days=1)
+            service(actor=w.superuser, since=since, out_dir=Path(folder) / "export")
+        return w.superuser, w.patient.pk
+    if name == "analyses_reanalyse":
+        factories.ModelVersionFactory(status="active")
+        service(actor=w.superuser, analysis_ids=[w.done.pk], reason="A better model")
+        return w.superuser, w.patient.pk
+    if name.startswith("model_version_"):
+        return _call_model_registry(name, service, w)
     return None
+
+
+def _call_model_registry(name: str, service: Callable, w: World):
+    """The model registry's writes: a superuser's, about no patient."""
+    import tempfile
+    from pathlib import Path
+
+    from django.test import override_settings
+
+    from diagnosis.models import ModelStatusChange
+    from tests.diagnosis import model_dirs
+
+    root = w.superuser
+    if name == "model_version_set_status":
+        version = factories.ModelVersionFactory()
+        service(actor=root, model_version=version, status="shadow", reason="Watch it")
+    elif name == "model_version_promote":
+        service(actor=root, model_version=factories.ModelVersionFactory(), reason="First one")
+    elif name == "model_version_rollback":
+        earlier = factories.ModelVersionFactory(status="retired")
+        ModelStatusChange.objects.create(
+            model_version=earlier, from_status="active", to_status="retired", reason="Replaced"
+        )
+        factories.ModelVersionFactory(status="active")
+        service(actor=root, reason="Back")
+    else:  # model_version_import, model_version_evaluate: a real (random) model directory
+        with (
+            tempfile.TemporaryDirectory() as folder,
+            override_settings(ML_MODELS_ROOT=Path(folder) / "models"),
+        ):
+            if name == "model_version_import":
+                (Path(folder) / "models").mkdir()
+                exported = model_dirs.random_model(Path(folder) / "exports", "audit-v1")
+                service(actor=root, path=exported)
+            else:
+                model_dirs.random_model(Path(folder) / "models", "audit-v1")
+                version = factories.ModelVersionFactory(version="audit-v1")
+                factories.HistopathologyFactory(lesion=w.lesion, diagnosis="nv")
+                service(actor=root, model_version=version, resamples=10)
+    return root, None
 
 
 def _service(name: str) -> Callable:

@@ -234,29 +234,37 @@ def test_uploaded_image_is_encrypted_on_disk_when_a_key_is_set(settings, staff, 
 
 
 def _production_env(**overrides: str) -> dict[str, str]:
-    """The environment production needs: its own secret, its host names, the shared cache."""
-    return {
+    """The environment production needs: its own secret, its host names, the shared cache, the
+    key images are encrypted with."""
+    env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "melanoma_portal.settings.production",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(60),
         "DJANGO_ALLOWED_HOSTS": "portal.example.org",
         "CACHE_URL": "redis://127.0.0.1:6379/15",
+        "IMAGE_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         **overrides,
     }
+    env.pop("AWS_STORAGE_BUCKET_NAME", None)
+    return env
 
 
-def test_production_settings_pass_check_deploy_with_no_warnings():
-    env = _production_env()
-    result = subprocess.run(
+def _check_deploy(**overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=REPO,
-        env=env,
+        env=_production_env(**overrides),
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_production_settings_pass_check_deploy_with_no_warnings():
+    result = _check_deploy()
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+    assert "IMAGE_ENCRYPTION_KEY" not in result.stderr
 
 
 def test_production_refuses_to_start_without_a_real_secret_key():
@@ -276,3 +284,65 @@ def test_production_refuses_to_start_without_the_shared_cache():
         [sys.executable, "manage.py", "check"], cwd=REPO, env=env, capture_output=True, text=True
     )
     assert result.returncode != 0 and "CACHE_URL must name the shared Redis cache" in result.stderr
+
+
+def test_production_without_an_image_key_warns_at_start_and_fails_check_deploy():
+    result = _check_deploy(IMAGE_ENCRYPTION_KEY="")
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "diagnosis.W001" in output
+    assert "patient images and heatmaps are stored unencrypted" in output
+    # Said at start too, by every production process (web, worker, beat), not only by checks.
+    assert "IMAGE_ENCRYPTION_KEY is not set: patient images and heatmaps are written to" in (
+        result.stderr
+    )
+
+
+def test_an_encrypted_volume_silences_the_image_key_warning_by_its_id_alone():
+    result = _check_deploy(IMAGE_ENCRYPTION_KEY="", DJANGO_SILENCED_SYSTEM_CHECKS="diagnosis.W001")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "IMAGE_ENCRYPTION_KEY" not in result.stderr
+
+
+def test_stored_images_are_readable_by_owner_and_group_only(staff, lesion):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from diagnosis.services.image import image_upload
+
+    analysis = image_upload(
+        actor=staff,
+        lesion=lesion,
+        upload=SimpleUploadedFile("l.jpg", factories.jpeg_bytes(), content_type="image/jpeg"),
+    )
+    image = analysis.image
+    for stored in (image.file, image.thumbnail):
+        path = Path(stored.path)
+        assert path.stat().st_mode & 0o777 == 0o640, f"{path} is {path.stat().st_mode & 0o777:o}"
+        assert path.parent.stat().st_mode & 0o007 == 0, f"{path.parent} is open to others"
+
+
+def test_sqlite_database_and_var_are_created_without_access_for_others(tmp_path):
+    """Whatever umask the shell had (022 here, the usual default), the portal's own is used."""
+    var = tmp_path / "var"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "melanoma_portal.settings.dev",
+        "PORTAL_VAR_DIR": str(var),
+        "DATABASE_URL": f"sqlite:///{var / 'db.sqlite3'}",
+        "CELERY_BROKER_URL": "filesystem://",
+        "CELERY_RESULT_BACKEND": f"file://{var / 'celery-results'}",
+    }
+    env.pop("PORTAL_UMASK", None)
+    result = subprocess.run(
+        ["bash", "-c", f"umask 022 && exec {sys.executable} manage.py migrate --noinput"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    database = var / "db.sqlite3"
+    assert database.stat().st_mode & 0o777 == 0o640
+    for folder in (var, var / "celery-broker"):
+        assert folder.stat().st_mode & 0o777 == 0o750, f"{folder}"

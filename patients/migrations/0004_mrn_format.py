@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('patients', '0002_created_by_optional'),
+        ('patients', '0003_research_consent'),
     ]
 
     operations = [
