@@ -45,6 +45,7 @@ PAGES = [
     Page("patients:create"),
     Page("patients:detail", ("patient",)),
     Page("patients:edit", ("patient",)),
+    Page("patients:research_consent", ("patient",), method="post"),
     Page("diagnosis:lesion_create", ("patient",)),
     Page("diagnosis:upload", ("patient",)),
     Page("diagnosis:analysis", ("analysis",)),
