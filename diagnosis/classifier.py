@@ -1,5 +1,5 @@
-"""The classifier a worker process serves, and the image gate shipped beside it, each loaded
-once per process and kept, per version.
+"""The classifier a worker process serves, and the image gate and the embedding reduction
+shipped beside it, each loaded once per process and kept, per version.
 
 Which version is served is the model registry's active one (diagnosis.models.ModelVersion),
 asked once per task: a promotion or a rollback reaches every running worker at its next task,
@@ -20,6 +20,7 @@ from django.conf import settings
 from ml.inference import CURRENT_FILE, Classifier, ClassifierNotInstalled
 
 if TYPE_CHECKING:
+    from ml.embedding import Embedder
     from ml.gate import Gate
 
 logger = logging.getLogger(__name__)
@@ -98,3 +99,27 @@ def _gate_for(classifier: Classifier) -> Gate | None:
     # Run the gate's feature network once now, so the first image does not pay for it.
     gate.ood_scores([Image.new("RGB", (64, 64), (180, 120, 100))])
     return gate
+
+
+def get_embedder() -> Embedder | None:
+    """The embedding of the served classifier (its pooled features through the reduction
+    shipped beside it, ml.embedding), or None for a model shipped without one: its results
+    store no embedding and have no similar cases. Raises ClassifierNotInstalled as
+    get_classifier does. Kept per process beside its classifier, like the gate."""
+    return _embedder_for(get_classifier())
+
+
+def embedder_for(classifier: Classifier) -> Embedder | None:
+    """The embedding of a loaded classifier (the one an analysis was predicted by), or None."""
+    return _embedder_for(classifier)
+
+
+@functools.lru_cache(maxsize=1)
+def _embedder_for(classifier: Classifier) -> Embedder | None:
+    from ml.embedding import Embedder, EmbeddingNotFitted
+
+    try:
+        return Embedder.load(classifier)
+    except EmbeddingNotFitted:
+        logger.info("model %s has no embedding reduction; no similar cases", classifier.version)
+        return None

@@ -1,4 +1,5 @@
-"""An analysis as a FHIR R4 Bundle, for EHRs: DiagnosticReport + Observations + Media + Patient.
+"""An analysis as a FHIR R4 Bundle, for EHRs: DiagnosticReport + Observations + Media + Patient
++ the lesion as a BodyStructure (site and side).
 
 The bundle is a `collection` whose entries refer to each other by `urn:uuid:` full URLs, so a
 receiving system can store it as it is or unpack it into its own resources. Every resource is
@@ -33,6 +34,19 @@ Identifiers checked against SNOMED CT browser pages (tx.fhir.org's SNOMED browse
   angiokeratoma, pyogenic granuloma, haemorrhage) with no single SNOMED concept, and the
   dermatofibroma concept id could not be verified here; these carry the portal's own code
   (CLASS_SYSTEM) and the display name, which is always present for every class.
+Body site (Media.bodySite, and a BodyStructure the Media points to with the core extension
+http://hl7.org/fhir/StructureDefinition/bodySite): the lesion's anatomic site as a SNOMED CT
+body structure where one concept is the site, from DICOM PS3.16 Annex L (the SNOMED CT codes of
+the Body Part Examined terms), cross-checked in other public terminology tables:
+  abdomen 818981001 Abdomen          back 77568009 Back          ear 117590005 Ear
+  face 89545001 Face                 foot 56459004 Foot          hand 85562004 Hand
+  neck 45048000 Neck                 scalp 41695006 Scalp        trunk 22943007 Trunk
+  upper extremity 53120007 Upper limb                lower extremity 61685007 Lower limb
+  chest 51185008 Thoracic structure (DICOM's CHEST, 43799004, names the thoracic cavity, not
+  the skin of the chest wall; 51185008 is the thorax as a whole)
+  acral (palms and soles), genital, unknown: text only, no single verified concept.
+Laterality (BodyStructure.locationQualifier): FHIR R4B's value set bodysite-laterality, left
+419161000 'Unilateral left', right 419465000 'Unilateral right'; midline as text.
 Dermoscopy: the report and the Media carry SNOMED CT 'Dermoscopy' only as text, not as a code:
   no SNOMED identifier for the dermoscopy procedure could be verified while writing this, and a
   wrong clinical code is worse than none. The Media's modality is DICOM 'XC' (External-camera
@@ -47,6 +61,7 @@ import hashlib
 import uuid
 
 from django.utils import timezone
+from fhir.resources.R4B.bodystructure import BodyStructure
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.media import Media
@@ -85,6 +100,63 @@ CLASS_SNOMED: dict[str, tuple[str, str]] = {
 }
 
 _GENDER = {"female": "female", "male": "male", "other": "other", "unknown": "unknown"}
+
+SITE_SNOMED: dict[str, tuple[str, str]] = {
+    "abdomen": ("818981001", "Abdomen"),
+    "back": ("77568009", "Back"),
+    "chest": ("51185008", "Thoracic structure"),
+    "ear": ("117590005", "Ear"),
+    "face": ("89545001", "Face"),
+    "foot": ("56459004", "Foot"),
+    "hand": ("85562004", "Hand"),
+    "lower extremity": ("61685007", "Lower limb"),
+    "neck": ("45048000", "Neck"),
+    "scalp": ("41695006", "Scalp"),
+    "trunk": ("22943007", "Trunk"),
+    "upper extremity": ("53120007", "Upper limb"),
+}
+LATERALITY_SNOMED: dict[str, tuple[str, str]] = {
+    "left": ("419161000", "Unilateral left"),
+    "right": ("419465000", "Unilateral right"),
+}
+BODY_SITE_EXTENSION = "http://hl7.org/fhir/StructureDefinition/bodySite"
+
+
+def body_site_concept(lesion) -> dict:
+    """The lesion's site as a CodeableConcept: SNOMED CT where verified, always the words
+    (with the side, e.g. 'Upper extremity, left')."""
+    concept: dict = {"text": lesion.site_text}
+    if lesion.anatomic_site in SITE_SNOMED:
+        code, display = SITE_SNOMED[lesion.anatomic_site]
+        concept["coding"] = [{"system": SNOMED, "code": code, "display": display}]
+    return concept
+
+
+def laterality_concept(lesion) -> dict | None:
+    if not lesion.laterality:
+        return None
+    concept: dict = {"text": lesion.get_laterality_display()}
+    if lesion.laterality in LATERALITY_SNOMED:
+        code, display = LATERALITY_SNOMED[lesion.laterality]
+        concept["coding"] = [{"system": SNOMED, "code": code, "display": display}]
+    return concept
+
+
+def _body_structure(lesion, patient_ref: str, base_url: str) -> BodyStructure:
+    """The lesion as a FHIR BodyStructure: where it is (site and side), and its label and size
+    in words."""
+    side = laterality_concept(lesion)
+    words = [lesion.label] if lesion.label else []
+    if lesion.size_mm is not None:
+        words.append(f"largest diameter {lesion.size_mm.normalize():f} mm")
+    return BodyStructure(
+        identifier=[{"system": f"{base_url}lesions", "value": str(lesion.pk)}],
+        active=True,
+        location=body_site_concept(lesion),
+        locationQualifier=[side] if side else None,
+        description="; ".join(words) or None,
+        patient={"reference": patient_ref},
+    )
 
 
 def class_concept(code: str) -> dict:
@@ -130,7 +202,7 @@ def _patient(analysis: Analysis, base_url: str) -> FHIRPatient:
     )
 
 
-def _media(analysis: Analysis, patient_ref: str) -> Media:
+def _media(analysis: Analysis, patient_ref: str, body_structure_ref: str) -> Media:
     image = analysis.image
     lesion = image.lesion
     content: dict = {"contentType": image.content_type, "title": f"Dermoscopic image {image.pk}"}
@@ -161,7 +233,10 @@ def _media(analysis: Analysis, patient_ref: str) -> Media:
         },
         subject={"reference": patient_ref},
         createdDateTime=_instant(image.uploaded_at),
-        bodySite={"text": str(lesion)},
+        bodySite=body_site_concept(lesion),
+        extension=[
+            {"url": BODY_SITE_EXTENSION, "valueReference": {"reference": body_structure_ref}}
+        ],
         width=image.width,
         height=image.height,
         content=content,
@@ -277,8 +352,10 @@ def analysis_bundle(*, analysis: Analysis, base_url: str) -> dict:
     pydantic's ValidationError if a resource would not validate: a bug, never sent out.
     """
     patient_ref, media_ref, report_ref = _urn(), _urn(), _urn()
+    body_structure_ref = _urn()
     patient = _patient(analysis, base_url)
-    media = _media(analysis, patient_ref)
+    media = _media(analysis, patient_ref, body_structure_ref)
+    body_structure = _body_structure(analysis.image.lesion, patient_ref, base_url)
     refusal = refusal_of(analysis)
     observations: list[tuple[str, Observation]] = []
     if refusal is not None:
@@ -338,7 +415,13 @@ def analysis_bundle(*, analysis: Analysis, base_url: str) -> dict:
         conclusion=conclusion,
         conclusionCode=conclusion_code,
     )
-    entries = [(report_ref, report), (patient_ref, patient), (media_ref, media), *observations]
+    entries = [
+        (report_ref, report),
+        (patient_ref, patient),
+        (media_ref, media),
+        (body_structure_ref, body_structure),
+        *observations,
+    ]
     bundle = Bundle(
         type="collection",
         timestamp=timezone.now().isoformat(),

@@ -15,6 +15,7 @@ from http import HTTPStatus
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from diagnosis.image_fingerprint import difference_hash
 from ml.imaging import load_rgb
 
 ACCEPTED_FORMATS = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png")}
@@ -62,6 +63,7 @@ class CleanImage:
     height: int
     sha256: str
     thumbnail: bytes
+    perceptual_hash: str = ""  # diagnosis.image_fingerprint: the same picture re-encoded
 
 
 def _read_all(upload, max_bytes: int) -> bytes:
@@ -160,6 +162,7 @@ def clean_image(upload, *, max_bytes: int, max_pixels: int) -> CleanImage:
         height=rgb.height,
         sha256=hashlib.sha256(content).hexdigest(),
         thumbnail=thumb_out.getvalue(),
+        perceptual_hash=difference_hash(rgb),
     )
 
 

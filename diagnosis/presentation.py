@@ -26,6 +26,7 @@ DISCLAIMER = "AI-assisted assessment, not a diagnosis. Consult a dermatologist."
 __all__ = [
     "CLASS_NAMES",
     "DISCLAIMER",
+    "LEVEL_RANK",
     "GATE_ADVICE",
     "OUTSIDE_VALIDATED_USE",
     "TRIAGE",
@@ -34,16 +35,24 @@ __all__ = [
     "ProbabilityRow",
     "TriageShown",
     "TriageWording",
+    "ComparedRow",
+    "TrendPoint",
+    "TriageChange",
     "ai_suggestion_text",
     "class_name",
+    "compared_rows",
     "gate_refusal",
     "melanoma_percent",
+    "melanoma_trend_svg",
+    "most_urgent",
     "outside_validated_use",
     "override_of",
     "probability_chart_svg",
     "probability_rows",
     "refusal_of",
+    "result_level",
     "risk_tier_label",
+    "triage_change",
     "triage_of",
     "triage_shown",
 ]
@@ -355,6 +364,194 @@ def probability_chart_svg(
         )
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - every interpolated string is escaped above
+
+
+# --- A lesion over time: its results' levels, their change, the trend chart -----------------
+
+# A result's level for comparing visits: its triage, or for a result from before triage the
+# melanoma risk tier it was given, read the way the worklist places it (high with urgent,
+# moderate with soon, low with routine).
+TIER_AS_LEVEL = {"high": "urgent", "moderate": "soon", "low": "routine"}
+LEVEL_RANK = {"urgent": 0, "soon": 1, "routine": 2}
+LEVEL_COLOURS = {"urgent": "#b42318", "soon": "#b54708", "routine": "#1f5f99", "": "#8a99a8"}
+
+
+def result_level(triage_level: str | None, risk_tier: str | None) -> str:
+    """'urgent' | 'soon' | 'routine' for a finished result; '' for none."""
+    return triage_level or TIER_AS_LEVEL.get(risk_tier or "", "")
+
+
+def level_label(level: str) -> str:
+    return TRIAGE[level].label if level in TRIAGE else "No result"
+
+
+def most_urgent(levels) -> str:
+    """The most urgent of `levels` ('' when none is a level)."""
+    known = [level for level in levels if level in LEVEL_RANK]
+    return min(known, key=LEVEL_RANK.__getitem__) if known else ""
+
+
+@dataclass(frozen=True)
+class TriageChange:
+    """A lesion's triage changed between its last two visits with a result."""
+
+    before: str  # level
+    after: str
+    before_on: datetime.date
+    after_on: datetime.date
+
+    @property
+    def worse(self) -> bool:
+        return LEVEL_RANK[self.after] < LEVEL_RANK[self.before]
+
+    @property
+    def text(self) -> str:
+        """'Changed since last visit: Routine (3 Mar 2025) → Urgent (9 Jun 2025)'."""
+        return (
+            f"Changed since last visit: {level_label(self.before)} "
+            f"({_day(self.before_on)}) \u2192 {level_label(self.after)} ({_day(self.after_on)})"
+        )
+
+
+def _day(day: datetime.date) -> str:
+    return f"{day.day} {day:%b %Y}"
+
+
+def triage_change(visits: list[tuple[datetime.date, str]]) -> TriageChange | None:
+    """Whether the triage changed since the last visit. `visits` are (day, level) pairs, one
+    per result; a visit's level is its most urgent result's (a visit with one urgent image of
+    three is an urgent visit). Compares the last two days that have a result."""
+    by_day: dict[datetime.date, list[str]] = {}
+    for day, level in visits:
+        if level in LEVEL_RANK:
+            by_day.setdefault(day, []).append(level)
+    days = sorted(by_day)
+    if len(days) < 2:
+        return None
+    before, after = most_urgent(by_day[days[-2]]), most_urgent(by_day[days[-1]])
+    if before == after:
+        return None
+    return TriageChange(before=before, after=after, before_on=days[-2], after_on=days[-1])
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    day: datetime.date
+    melanoma_probability: float
+    level: str  # result_level()
+    label: str  # what the point's tooltip says, e.g. "Image 12"
+
+
+def melanoma_trend_svg(points: list[TrendPoint]) -> SafeString:
+    """A small chart of a lesion's melanoma probability over time, each result a dot coloured
+    by its triage, with the triage written under its dot, as inline SVG (no script, prints).
+
+    Time runs left to right in proportion to the days between results, so a fast change looks
+    fast; results of one day sit side by side."""
+    width, height = 560, 210
+    left, right, top, plot_h = 48, 16, 14, 130
+    plot_w = width - left - right
+    points = sorted(points, key=lambda p: p.day)
+    summary = "; ".join(
+        f"{_day(p.day)}: melanoma {100 * p.melanoma_probability:.0f}%, {level_label(p.level)}"
+        for p in points
+    )
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="trend-chart" role="img" '
+        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'aria-label="{escape("Melanoma probability over time: " + summary, {chr(34): "&quot;"})}" '
+        'font-family="DejaVu Sans, sans-serif" font-size="11">'
+    ]
+    for tick in (0, 25, 50, 75, 100):
+        y = top + plot_h * (1 - tick / 100)
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" '
+            f'stroke="#e6ebf0"/><text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" '
+            f'fill="#5b6875">{tick}%</text>'
+        )
+    parts.append(
+        f'<text x="{left}" y="{height - 4}" fill="#5b6875">Melanoma probability; triage '
+        "under each result</text>"
+    )
+    if points:
+        first, last = points[0].day, points[-1].day
+        span = (last - first).days
+        xs: list[float] = []
+        for point in points:
+            if span:
+                x = left + 12 + (plot_w - 24) * (point.day - first).days / span
+            else:
+                x = left + plot_w / 2
+            # Results of one day (or a few days apart) are spread so their dots do not overlap.
+            if xs and x - xs[-1] < 22:
+                x = min(xs[-1] + 22, width - right - 4)
+            xs.append(x)
+        coords = [
+            (x, top + plot_h * (1 - max(0.0, min(1.0, p.melanoma_probability))))
+            for x, p in zip(xs, points, strict=True)
+        ]
+        if len(coords) > 1:
+            line = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+            parts.append(
+                f'<polyline points="{line}" fill="none" stroke="#5b6875" stroke-width="1.5"/>'
+            )
+        shown_days: set[datetime.date] = set()
+        for (x, y), point in zip(coords, points, strict=True):
+            colour = LEVEL_COLOURS.get(point.level, LEVEL_COLOURS[""])
+            level = level_label(point.level)
+            parts.append(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{colour}" stroke="#fff" '
+                f'stroke-width="1.5"><title>{escape(point.label)}: {_day(point.day)}, melanoma '
+                f"{100 * point.melanoma_probability:.1f}%, {escape(level)}</title></circle>"
+                f'<text x="{x:.1f}" y="{top + plot_h + 16}" text-anchor="middle" '
+                f'fill="{colour}" font-weight="bold">{escape(level[:1])}</text>'
+            )
+            if point.day not in shown_days:
+                shown_days.add(point.day)
+                parts.append(
+                    f'<text x="{x:.1f}" y="{top + plot_h + 32}" text-anchor="middle" '
+                    f'fill="#5b6875">{point.day:%d %b %y}</text>'
+                )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 - every interpolated string is escaped above
+
+
+@dataclass(frozen=True)
+class ComparedRow:
+    """One class's probability in two results of a lesion, and the change between them."""
+
+    code: str
+    name: str
+    before: float
+    after: float
+
+    @property
+    def change_points(self) -> float:
+        """The change in percentage points, after minus before."""
+        return round(100 * (self.after - self.before), 1)
+
+    @property
+    def change_label(self) -> str:
+        change = self.change_points
+        return "no change" if change == 0 else f"{change:+.1f} points"
+
+
+def compared_rows(
+    before: dict[str, float] | None, after: dict[str, float] | None
+) -> list[ComparedRow]:
+    """The seven classes with their probability in both results, melanoma first, then by the
+    later result's probability."""
+    before, after = before or {}, after or {}
+    rows = [
+        ComparedRow(
+            code=code,
+            name=class_name(code),
+            before=float(before.get(code, 0.0)),
+            after=float(after.get(code, 0.0)),
+        )
+        for code in CLASSES
+    ]
+    return sorted(rows, key=lambda row: (row.code != "mel", -row.after, row.code))
 
 
 # --- Of one analysis (duck-typed: this module knows no model) --------------------------------

@@ -128,6 +128,10 @@ def report_context(*, user: User, analysis: Analysis) -> dict[str, Any]:
         "override": presentation.override_of(analysis),
         "review": signed,
         "pending_amendment": latest if latest is not None and not latest.is_signed else None,
+        # Review by lesion: the signed review of the visit's latest image that covers this one.
+        "covering_review": analysis.covered_by
+        if signed is None and analysis.covered_by_id is not None
+        else None,
     }
 
 

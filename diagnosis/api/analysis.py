@@ -226,6 +226,26 @@ class AnalysisFilter(serializers.Serializer):
     status = serializers.ChoiceField(choices=AnalysisStatus.choices, required=False)
 
 
+class SimilarCaseOutput(serializers.Serializer):
+    analysis = serializers.IntegerField()
+    image = serializers.IntegerField()
+    lesion = serializers.IntegerField()
+    thumbnail_url = serializers.CharField(help_text="The image's thumbnail (session or token).")
+    diagnosis = serializers.CharField(help_text="The final diagnosis's code.")
+    diagnosis_label = serializers.CharField()
+    confirmed_by = serializers.ChoiceField(choices=["histology", "review"])
+    distance = serializers.FloatField(help_text="Cosine distance of the embeddings, 0 to 2.")
+
+
+class SimilarCasesOutput(serializers.Serializer):
+    analysis = serializers.IntegerField()
+    available = serializers.BooleanField(
+        help_text="False when the result has no embedding (a model without one)."
+    )
+    cases = SimilarCaseOutput(many=True, help_text="Nearest first, one per lesion.")
+    disclaimer = serializers.CharField()
+
+
 class FHIRJSONRenderer(JSONRenderer):
     media_type = "application/fhir+json"
     format = "fhir"
@@ -329,6 +349,56 @@ class AnalysisViewSet(viewsets.GenericViewSet):
         url = status_url(request, analysis)
         body = AnalysisDetailOutput(analysis, context={"request": request}).data
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
+
+    @extend_schema(
+        summary="The clinic's 5 confirmed cases most like this result (doctors)",
+        description="The nearest images by the classifier's embedding among this clinic's "
+        "images of other lesions that have a histology result or a doctor's signed review, "
+        "one per lesion, with the final diagnosis. Never another clinic's images.",
+        responses=SimilarCasesOutput,
+    )
+    @action(detail=True, methods=["get"], url_path="similar")
+    def similar(self, request: Request, pk: str) -> Response:
+        return _similar_action(self, request, pk)
+
+
+def _similar_action(viewset, request: Request, pk: str) -> Response:
+    from diagnosis.selectors.similar import similar_cases
+
+    analysis = analysis_get(user=request.user, analysis_id=parse_id(pk, "analysis"))
+    require_role(request.user, Role.DOCTOR)
+    if analysis.status != AnalysisStatus.DONE:
+        return _not_done(analysis, "similar cases")
+    cases = similar_cases(user=request.user, analysis=analysis)
+    audit_record(
+        action="analysis.similar_cases",
+        request=request,
+        obj=analysis,
+        similar_cases=[case.analysis.pk for case in cases or []],
+    )
+    body = SimilarCasesOutput(
+        {
+            "analysis": analysis.pk,
+            "available": cases is not None,
+            "cases": [
+                {
+                    "analysis": case.analysis.pk,
+                    "image": case.analysis.image_id,
+                    "lesion": case.analysis.image.lesion_id,
+                    "thumbnail_url": request.build_absolute_uri(
+                        reverse("diagnosis:image", args=[case.analysis.image_id]) + "?size=thumb"
+                    ),
+                    "diagnosis": case.diagnosis,
+                    "diagnosis_label": case.diagnosis_label,
+                    "confirmed_by": case.confirmed_by,
+                    "distance": round(case.distance, 4),
+                }
+                for case in cases or []
+            ],
+            "disclaimer": presentation.DISCLAIMER,
+        }
+    ).data
+    return Response(body)
 
 
 def _not_done(analysis: Analysis, what: str) -> Response:

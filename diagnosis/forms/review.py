@@ -103,3 +103,23 @@ class ReviewAmendForm(ReviewForm):
         widget=forms.Textarea(attrs={"rows": 2}),
         error_messages={"required": "Say why the signed review is amended."},
     )
+
+
+class LesionReviewForm(ReviewForm):
+    """Review by lesion: the review of the visit's latest image, and which of the visit's older
+    unreviewed images it covers (all of them unless the doctor unticks one)."""
+
+    cover = forms.TypedMultipleChoiceField(
+        label="Also mark these older images of the same visit as covered by this review",
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def __init__(self, *args: Any, coverable: list[tuple[int, str]], **kwargs: Any) -> None:
+        """`coverable`: (analysis id, description) of the older unreviewed images."""
+        super().__init__(*args, **kwargs)
+        self.fields["cover"].choices = coverable
+        self.fields["cover"].initial = [pk for pk, _ in coverable]
+        if not coverable:
+            del self.fields["cover"]

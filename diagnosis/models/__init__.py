@@ -10,9 +10,16 @@ from diagnosis.models.analysis import (
     TriageLevel,
     heatmap_upload_path,
 )
+from diagnosis.models.embedding import ImageEmbedding
 from diagnosis.models.histopathology import Histopathology
 from diagnosis.models.housekeeping import Heartbeat
-from diagnosis.models.lesion import AnatomicSite, DermoscopicImage, Lesion, image_upload_path
+from diagnosis.models.lesion import (
+    AnatomicSite,
+    DermoscopicImage,
+    Laterality,
+    Lesion,
+    image_upload_path,
+)
 from diagnosis.models.model_version import (
     DriftReport,
     ModelEvaluation,
@@ -40,6 +47,8 @@ __all__ = [
     "Heartbeat",
     "DriftReport",
     "Histopathology",
+    "ImageEmbedding",
+    "Laterality",
     "Lesion",
     "Management",
     "ModelEvaluation",

@@ -89,6 +89,16 @@ class Analysis(models.Model):
     )
     overridden_by_name = models.CharField(max_length=200, blank=True)
     override_reason = models.TextField(blank=True)
+    # Review by lesion: a doctor who signed the review of the lesion's latest image of a visit
+    # may mark the visit's older images as covered by that review (diagnosis.services.review).
+    # A covered analysis leaves the worklist; it has no review of its own.
+    covered_by = models.ForeignKey(
+        "diagnosis.Review",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="covered_analyses",
+    )
 
     class Meta:
         ordering = ["-queued_at", "-id"]
@@ -122,6 +132,10 @@ class Analysis(models.Model):
             models.CheckConstraint(
                 condition=models.Q(triage_level__in=["", *TriageLevel.values]),
                 name="triage_level_known",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(covered_by__isnull=True) | models.Q(status="done"),
+                name="only_a_result_is_covered",
             ),
         ]
 

@@ -17,7 +17,13 @@ from diagnosis.selectors.histopathology import (
     lesion_histopathology,
 )
 from diagnosis.selectors.housekeeping import sweep_late
-from diagnosis.selectors.lesion import image_get, lesion_get, lesion_list
+from diagnosis.selectors.lesion import (
+    image_get,
+    lesion_get,
+    lesion_list,
+    lesion_timeline,
+    patient_lesion_marks,
+)
 from diagnosis.selectors.referral import (
     overdue_referral_count,
     referral_get,
@@ -47,8 +53,10 @@ __all__ = [
     "lesion_get",
     "lesion_histopathology",
     "lesion_list",
+    "lesion_timeline",
     "live_queue",
     "overdue_referral_count",
+    "patient_lesion_marks",
     "queue_position",
     "referral_get",
     "referral_list",

@@ -94,12 +94,13 @@ def dashboard_counts(*, user: User, today: datetime.date | None = None) -> dict[
 
 
 def awaiting_review(*, user: User, triage: str = "urgent") -> QuerySet[Analysis]:
-    """Finished results that no doctor has signed a review of yet, at the triage `triage`
-    names ("urgent" or "not_routine", TRIAGE_SELECTIONS), most urgent then longest waiting
-    first: what the dashboard's tile counts and its list shows."""
+    """Finished results that no doctor has signed a review of yet (nor covered by the review
+    of their visit's latest image), at the triage `triage` names ("urgent" or "not_routine",
+    TRIAGE_SELECTIONS), most urgent then longest waiting first: what the dashboard's tile
+    counts and its list shows."""
     return (
         analysis_list(user=user)
-        .filter(TRIAGE_SELECTIONS[triage], status=AnalysisStatus.DONE)
+        .filter(TRIAGE_SELECTIONS[triage], status=AnalysisStatus.DONE, covered_by__isnull=True)
         .exclude(reviews__signed_at__isnull=False)
         .annotate(triage_rank=triage_rank())
         .order_by("triage_rank", "queued_at", "id")

@@ -3,12 +3,17 @@ number of queries."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
 
 from accounts.models import User
+from diagnosis import presentation
 from diagnosis.models import (
     Analysis,
     AnalysisStatus,
+    Lesion,
     Review,
 )
 from diagnosis.selectors.analysis import analysis_list, high_risk_awaiting_review, triage_rank
@@ -21,11 +26,12 @@ def worklist(*, user: User) -> QuerySet[Analysis]:
     waiting).
 
     Two queries whatever the length: the analyses with their image, lesion and patient, and
-    their unsigned drafts (so the list can say "draft by Dr X").
+    their unsigned drafts (so the list can say "draft by Dr X"). Results covered by the signed
+    review of their visit's latest image (review by lesion) are not on it.
     """
     return (
         analysis_list(user=user)
-        .filter(status=AnalysisStatus.DONE)
+        .filter(status=AnalysisStatus.DONE, covered_by__isnull=True)
         .exclude(reviews__signed_at__isnull=False)
         .annotate(triage_rank=triage_rank())
         .order_by("triage_rank", "queued_at", "id")
@@ -43,6 +49,68 @@ def high_risk_worklist(*, user: User) -> QuerySet[Analysis]:
     """The worklist narrowed to exactly what the dashboard's "high risk awaiting review" tile
     counts: the tile's own selector decides, so the number and the list cannot disagree."""
     return worklist(user=user).filter(pk__in=high_risk_awaiting_review(user=user).values("pk"))
+
+
+@dataclass(frozen=True)
+class LesionGroup:
+    """The worklist's row of one lesion: its results awaiting review, the newest first."""
+
+    lesion: Lesion
+    analyses: list[Analysis]  # newest image first
+    change: presentation.TriageChange | None  # since the last visit, over all its results
+
+    @property
+    def latest(self) -> Analysis:
+        return self.analyses[0]
+
+    @property
+    def older(self) -> list[Analysis]:
+        return self.analyses[1:]
+
+    @property
+    def level(self) -> str:
+        """The most urgent level of the lesion's waiting results: where the row is placed."""
+        return presentation.most_urgent(
+            presentation.result_level(a.triage_level, a.risk_tier) for a in self.analyses
+        )
+
+    @property
+    def latest_level(self) -> str:
+        return presentation.result_level(self.latest.triage_level, self.latest.risk_tier)
+
+    @property
+    def same_visit_older(self) -> list[Analysis]:
+        """The older waiting results of the newest one's visit: what review by lesion covers."""
+        day = self.latest.image.visit_date
+        return [a for a in self.older if a.image.visit_date == day and not a.drafts]
+
+
+def worklist_by_lesion(*, user: User, high_risk_only: bool = False) -> list[LesionGroup]:
+    """The worklist grouped by lesion: one row per lesion, placed by its most urgent waiting
+    result (then the longest waiting), showing its newest image first with the older ones
+    behind it, and whether the lesion's triage changed since the last visit. Three queries:
+    the worklist's two and the lesions' earlier results for the change."""
+    analyses = list(high_risk_worklist(user=user) if high_risk_only else worklist(user=user))
+    groups: dict[int, list[Analysis]] = {}
+    for analysis in analyses:  # most urgent, then longest waiting, first
+        groups.setdefault(analysis.image.lesion_id, []).append(analysis)
+    history: dict[int, list[tuple]] = {}
+    rows = (
+        Analysis.objects.filter(image__lesion_id__in=list(groups), status=AnalysisStatus.DONE)
+        .order_by("image__uploaded_at", "image_id")
+        .values_list("image__lesion_id", "image__uploaded_at", "triage_level", "risk_tier")
+    )
+    for lesion_id, uploaded_at, triage_level, risk_tier in rows:
+        level = presentation.result_level(triage_level, risk_tier)
+        history.setdefault(lesion_id, []).append((timezone.localdate(uploaded_at), level))
+    return [
+        LesionGroup(
+            lesion=members[0].image.lesion,
+            analyses=sorted(members, key=lambda a: (a.image.uploaded_at, a.image_id), reverse=True),
+            change=presentation.triage_change(history.get(lesion_id, [])),
+        )
+        for lesion_id, members in groups.items()
+    ]
 
 
 def review_versions(*, analysis: Analysis) -> list[Review]:

@@ -16,8 +16,14 @@ from diagnosis.services.analysis import (
 from diagnosis.services.drift import drift_reports_compute
 from diagnosis.services.histopathology import HISTOPATHOLOGY_FIELDS, histopathology_record
 from diagnosis.services.housekeeping import heartbeat_record
-from diagnosis.services.image import image_upload, images_past_retention, images_purge_expired
-from diagnosis.services.lesion import lesion_create, lesion_metadata
+from diagnosis.services.image import (
+    DuplicateImage,
+    image_duplicates,
+    image_upload,
+    images_past_retention,
+    images_purge_expired,
+)
+from diagnosis.services.lesion import lesion_create, lesion_metadata, lesion_update
 from diagnosis.services.model_version import (
     ModelChangeRefused,
     PromotionRefused,
@@ -39,14 +45,17 @@ from diagnosis.services.review import (
     REVIEW_FIELDS,
     ReviewLocked,
     review_amend,
+    review_cover,
     review_save,
     review_sign,
+    review_sign_covering,
 )
 from diagnosis.services.shadow import shadow_run
 from diagnosis.services.training_export import training_set_export
 
 __all__ = [
     "HISTOPATHOLOGY_FIELDS",
+    "DuplicateImage",
     "ModelChangeRefused",
     "NO_CLASSIFIER",
     "OverrideRefused",
@@ -63,11 +72,13 @@ __all__ = [
     "heartbeat_record",
     "drift_reports_compute",
     "histopathology_record",
+    "image_duplicates",
     "image_upload",
     "images_past_retention",
     "images_purge_expired",
     "lesion_create",
     "lesion_metadata",
+    "lesion_update",
     "model_registry_sync",
     "model_version_evaluate",
     "model_version_import",
@@ -78,8 +89,10 @@ __all__ = [
     "referral_due_on",
     "referral_open",
     "review_amend",
+    "review_cover",
     "review_save",
     "review_sign",
+    "review_sign_covering",
     "shadow_run",
     "training_set_export",
 ]

@@ -17,6 +17,7 @@ from accounts.audit import audit_record, audited_write
 from accounts.models import Role, User
 from accounts.permissions import CLINICAL_ROLES, require_role, require_same_clinic
 from diagnosis.models import Analysis, AnalysisStatus
+from diagnosis.services.embedding import embedding_of, embedding_store
 from diagnosis.services.lesion import lesion_metadata
 
 if TYPE_CHECKING:
@@ -175,6 +176,10 @@ def analysis_run(*, analysis_id: int) -> Analysis | None:
     heatmaps = {"heatmap_top": top_map, "heatmap_melanoma": melanoma_map}
     timings |= dict(prediction.timings_ms)
     timings["heatmaps"] = round((time.perf_counter() - heatmap_started) * 1000, 1)
+    embedding_started = time.perf_counter()
+    # For similar cases, by the classifier that made this prediction; None without a reduction.
+    embedding = embedding_of(image, classifier)
+    timings["embedding"] = round((time.perf_counter() - embedding_started) * 1000, 1)
     timings["model_load"] = round(load_ms, 1)
     timings["queue_wait"] = round((analysis.started_at - analysis.queued_at).total_seconds() * 1000)
 
@@ -200,6 +205,7 @@ def analysis_run(*, analysis_id: int) -> Analysis | None:
         analysis.failure_reason = ""
         analysis.finished_at = timezone.now()
         analysis.save()
+        embedding_store(analysis, embedding)
     return analysis
 
 

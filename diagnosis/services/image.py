@@ -13,6 +13,7 @@ import datetime
 import io
 import logging
 import uuid
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -24,11 +25,115 @@ from django.utils import timezone
 from accounts.audit import audit_record, audited_write
 from accounts.models import Clinic, User
 from accounts.permissions import CLINICAL_ROLES, require_role, require_same_clinic
-from diagnosis.image_validation import clean_image
+from diagnosis import image_fingerprint
+from diagnosis.image_validation import CleanImage, clean_image
 from diagnosis.models import Analysis, DermoscopicImage, Lesion
 from diagnosis.services.analysis import _enqueue
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DuplicateMatch:
+    """A stored image of the clinic that shows the same picture as an upload."""
+
+    image_id: int
+    analysis_id: int | None
+    lesion_id: int
+    uploaded_at: datetime.datetime
+    exact: bool  # the same file (sha256), not only the same picture
+    where: str  # "lesion" (this lesion), "patient" (another lesion of the patient), "other"
+
+    @property
+    def message(self) -> str:
+        """What the person uploading is told, in plain words (no other patient is named)."""
+        local = timezone.localtime(self.uploaded_at)
+        day = f"{local.day} {local:%b %Y}"
+        if self.where == "lesion":
+            if self.exact:
+                return f"This file was already uploaded for this lesion on {day}."
+            return (
+                f"This looks like the same picture as the one uploaded for this lesion on "
+                f"{day} (saved again or resized)."
+            )
+        if self.where == "patient":
+            return (
+                f"The same picture is filed under another lesion of this patient (uploaded "
+                f"{day}): check which lesion it shows."
+            )
+        return (
+            f"The same picture is stored for another patient of this clinic (uploaded {day}): "
+            "this image may be filed on the wrong patient. Check the patient before uploading."
+        )
+
+
+class DuplicateImage(ValidationError):
+    """The upload shows a picture the clinic has already stored; nothing was stored. Upload
+    again with `allow_duplicate` to store it anyway. The REST API answers 409."""
+
+    api_status_code = 409
+
+    def __init__(self, matches: list[DuplicateMatch]) -> None:
+        self.matches = matches
+        super().__init__([match.message for match in matches])
+
+    def __str__(self) -> str:
+        return " ".join(self.messages)
+
+
+def image_duplicates(*, lesion: Lesion, clean: CleanImage) -> list[DuplicateMatch]:
+    """The clinic's stored images that are the same file or, by the perceptual hash, the
+    same picture as `clean`: this lesion's first, then the patient's other lesions', then
+    other patients'. A match on another patient needs a closer hash
+    (image_fingerprint.OTHER_PATIENT_MAX_BITS) than one on this patient."""
+    patient = lesion.patient
+    clinic_images = DermoscopicImage.objects.filter(lesion__patient__clinic_id=patient.clinic_id)
+    exact = set(clinic_images.filter(sha256=clean.sha256).values_list("pk", flat=True))
+    near: set[int] = set()
+    if image_fingerprint.is_informative(clean.perceptual_hash):
+        rows = list(
+            clinic_images.exclude(perceptual_hash="").values_list(
+                "pk", "perceptual_hash", "lesion__patient_id"
+            )
+        )
+        bits = image_fingerprint.distances(
+            clean.perceptual_hash, image_fingerprint.as_words([row[1] for row in rows])
+        )
+        for (pk, _, patient_id), distance in zip(rows, bits, strict=True):
+            limit = (
+                image_fingerprint.SAME_PATIENT_MAX_BITS
+                if patient_id == patient.pk
+                else image_fingerprint.OTHER_PATIENT_MAX_BITS
+            )
+            if distance <= limit:
+                near.add(pk)
+    found = (
+        DermoscopicImage.objects.filter(pk__in=exact | near)
+        .select_related("lesion")
+        .prefetch_related("analyses")
+        .order_by("uploaded_at", "pk")
+    )
+    matches = []
+    for image in found:
+        if image.lesion_id == lesion.pk:
+            where = "lesion"
+        elif image.lesion.patient_id == patient.pk:
+            where = "patient"
+        else:
+            where = "other"
+        analyses = sorted(image.analyses.all(), key=lambda a: a.queued_at)
+        matches.append(
+            DuplicateMatch(
+                image_id=image.pk,
+                analysis_id=analyses[0].pk if analyses else None,
+                lesion_id=image.lesion_id,
+                uploaded_at=image.uploaded_at,
+                exact=image.pk in exact,
+                where=where,
+            )
+        )
+    order = {"lesion": 0, "patient": 1, "other": 2}
+    return sorted(matches, key=lambda m: (order[m.where], m.uploaded_at))
 
 
 @audited_write("image.upload")
@@ -38,13 +143,18 @@ def image_upload(
     lesion: Lesion,
     upload,
     submission_token: uuid.UUID | None = None,
+    allow_duplicate: bool = False,
     request=None,
 ) -> Analysis:
     """Validate and store one dermoscopic image and queue its analysis.
 
-    Raises diagnosis.image_validation.ImageRejected for a file we do not accept. A repeated
-    submission (the same `submission_token`) returns the first one's analysis: a double click
-    or a retried mobile request never analyses one photo twice, and is audited as a repeat.
+    Raises diagnosis.image_validation.ImageRejected for a file we do not accept, and
+    DuplicateImage, storing nothing, when the clinic already holds the same file or the same
+    picture re-encoded (on this lesion, another lesion of the patient, or another patient);
+    `allow_duplicate` stores it anyway, and the audit event names the images it matched. A
+    repeated submission (the same `submission_token`) returns the first one's analysis: a
+    double click or a retried mobile request never analyses one photo twice, and is audited as
+    a repeat.
     """
     require_role(actor, *CLINICAL_ROLES)
     require_same_clinic(actor, lesion.patient.clinic_id)
@@ -58,6 +168,9 @@ def image_upload(
     clean = clean_image(
         upload, max_bytes=settings.UPLOAD_MAX_BYTES, max_pixels=settings.UPLOAD_MAX_PIXELS
     )
+    duplicates = image_duplicates(lesion=lesion, clean=clean)
+    if duplicates and not allow_duplicate:
+        raise DuplicateImage(duplicates)
     with transaction.atomic():
         Clinic.objects.select_for_update().filter(pk=lesion.patient.clinic_id).first()
         _check_upload_quota(lesion.patient.clinic_id)
@@ -68,6 +181,7 @@ def image_upload(
             height=clean.height,
             size_bytes=len(clean.content),
             sha256=clean.sha256,
+            perceptual_hash=clean.perceptual_hash,
             original_filename=(getattr(upload, "name", "") or "")[:255],
             submission_token=submission_token,
             uploaded_by=actor,
@@ -86,7 +200,9 @@ def image_upload(
             raise
         analysis = Analysis.objects.create(image=image)
         _enqueue(analysis)
-        _audit_upload(analysis, actor, request)
+        _audit_upload(
+            analysis, actor, request, duplicate_of=[match.image_id for match in duplicates]
+        )
     return analysis
 
 
@@ -127,8 +243,18 @@ def _check_upload_quota(clinic_id: int) -> None:
     )
 
 
-def _audit_upload(analysis: Analysis, actor: User, request, *, repeated: bool = False) -> Analysis:
-    detail = {"repeated_submission": True} if repeated else {}
+def _audit_upload(
+    analysis: Analysis,
+    actor: User,
+    request,
+    *,
+    repeated: bool = False,
+    duplicate_of: list[int] | None = None,
+) -> Analysis:
+    detail: dict = {"repeated_submission": True} if repeated else {}
+    if duplicate_of:
+        # Stored although it matched these images: someone chose "upload anyway".
+        detail["duplicate_of"] = duplicate_of
     audit_record(action="image.upload", user=actor, request=request, obj=analysis.image, **detail)
     return analysis
 

@@ -264,3 +264,96 @@ def review_amend(
             supersedes=previous.pk,
         )
     return review
+
+
+# --- Review by lesion ----------------------------------------------------------------------
+
+COVER_NEEDS_SIGNATURE = "Only a signed review can cover other images; sign it first."
+
+
+def _cover_refusal(candidate: Analysis, reviewed: Analysis) -> str | None:
+    """Why `candidate` cannot be covered by a review of `reviewed`, or None when it can: it must
+    be an older finished result of the same lesion from the same visit (day) that nobody has
+    reviewed, drafted or covered."""
+    name = f"The image uploaded {timezone.localtime(candidate.image.uploaded_at):%d %b %Y %H:%M}"
+    if candidate.image.lesion_id != reviewed.image.lesion_id:
+        return f"{name} shows another lesion."
+    if candidate.pk == reviewed.pk:
+        return f"{name} is the one reviewed."
+    if candidate.status != AnalysisStatus.DONE:
+        return f"{name} has no result yet."
+    if candidate.image.visit_date != reviewed.image.visit_date:
+        return f"{name} is from another visit; it needs its own review."
+    if (candidate.image.uploaded_at, candidate.image_id) > (
+        reviewed.image.uploaded_at,
+        reviewed.image_id,
+    ):
+        return f"{name} is newer than the image reviewed; review the newest image."
+    if candidate.covered_by_id is not None:
+        return f"{name} is already covered by a review."
+    reviews = list(candidate.reviews.all())
+    if any(review.is_signed for review in reviews):
+        return f"{name} has a signed review of its own."
+    if reviews:
+        return f"{name} has a draft review; finish it or review it separately."
+    return None
+
+
+@audited_write("review.cover")
+def review_cover(
+    *, actor: User, review: Review, analyses: list[Analysis], request=None
+) -> list[Analysis]:
+    """Mark older unreviewed results of the same lesion and visit as covered by a signed
+    review of the visit's latest image: they leave the worklist, and their pages name the
+    review that covers them. One audit event names every analysis covered. Refuses the lot,
+    changing nothing, if any one cannot be covered (the message says which and why)."""
+    require_role(actor, Role.DOCTOR)
+    if not analyses:
+        raise ValidationError("Choose at least one image to cover.")
+    with transaction.atomic():
+        reviewed = _lock_analysis(actor, review.analysis)
+        review = Review.objects.get(pk=review.pk)
+        if not review.is_signed:
+            raise ValidationError(COVER_NEEDS_SIGNATURE)
+        locked = list(
+            Analysis.objects.select_for_update(of=("self",))
+            .select_related("image__lesion__patient")
+            .prefetch_related("reviews")
+            .filter(pk__in=[analysis.pk for analysis in analyses])
+            .order_by("pk")
+        )
+        if len(locked) != len({analysis.pk for analysis in analyses}):
+            raise ValidationError("An image chosen to cover no longer exists.")
+        refusals = [why for why in (_cover_refusal(a, reviewed) for a in locked) if why]
+        if refusals:
+            raise ValidationError(refusals)
+        for analysis in locked:
+            analysis.covered_by = review
+            analysis.save(update_fields=["covered_by"])
+        audit_record(
+            action="review.cover",
+            user=actor,
+            request=request,
+            obj=review,
+            covered=[analysis.pk for analysis in locked],
+        )
+    return locked
+
+
+def review_sign_covering(
+    *,
+    actor: User,
+    analysis: Analysis,
+    cover: list[Analysis],
+    request=None,
+    **fields: Any,
+) -> Review:
+    """Review by lesion, in one step: sign the review of the lesion's latest image (a new
+    review, or the draft completed) and mark `cover`, older images of the same visit, as
+    covered by it. One transaction: if any image cannot be covered, nothing is signed. Audited
+    as the two writes it is made of (review_save, review_cover)."""
+    with transaction.atomic():
+        review = review_save(actor=actor, analysis=analysis, sign=True, request=request, **fields)
+        if cover:
+            review_cover(actor=actor, review=review, analyses=cover, request=request)
+    return review

@@ -3,6 +3,8 @@ themselves live in diagnosis.presentation."""
 
 from __future__ import annotations
 
+import functools
+
 from django import template
 
 from diagnosis import presentation
@@ -53,3 +55,31 @@ def gate_refusal(analysis) -> presentation.GateRefusal | None:
 def override_mark(analysis) -> presentation.Override | None:
     """The outside-validated-use mark of an analysis a doctor overrode, or None."""
     return presentation.override_of(analysis)
+
+
+@register.simple_tag
+def body_map_picker() -> str:
+    """The body map drawing inline (static/diagnosis/body-map.svg), so that its regions can be
+    clicked and reached with the keyboard (static/js/body_map.js)."""
+    from django.utils.safestring import mark_safe
+
+    return mark_safe(_body_map_drawing())  # noqa: S308 - our own static file, written by us
+
+
+@functools.cache
+def _body_map_drawing() -> str:
+    from django.contrib.staticfiles import finders
+
+    from diagnosis.body_map import STATIC_PATH
+
+    path = finders.find(STATIC_PATH)
+    if path is None:
+        raise FileNotFoundError(f"{STATIC_PATH} is missing: run python -m diagnosis.body_map")
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+@register.filter
+def level_label(level: str) -> str:
+    """'urgent' -> 'Urgent'; '' -> 'No result'."""
+    return presentation.level_label(level)

@@ -21,6 +21,7 @@ from diagnosis.models import Analysis, AnalysisStatus
 from diagnosis.selectors.analysis import ANALYSIS_LISTS, analyses_shown
 from diagnosis.selectors.model_version import latest_drift_report
 from diagnosis.selectors.referral import overdue_referral_count
+from diagnosis.selectors.similar import similar_cases
 from melanoma_portal.forms import apply_validation_error
 
 RECENT = 10
@@ -102,7 +103,12 @@ def analyses(request: HttpRequest) -> HttpResponse:
 
 
 def _render_detail(
-    request: HttpRequest, analysis: Analysis, *, override_form=None, status: int = 200
+    request: HttpRequest,
+    analysis: Analysis,
+    *,
+    override_form=None,
+    status: int = 200,
+    similar=None,
 ) -> HttpResponse:
     refused = analysis.status == AnalysisStatus.NOT_ANALYSED
     if override_form is None and refused and request.user.role == Role.DOCTOR:
@@ -121,6 +127,8 @@ def _render_detail(
             "top_class_name": presentation.class_name(analysis.top_class),
             "position": selectors.queue_position(analysis=analysis),
             "override_form": override_form,
+            "show_similar": _shows_similar(request, analysis),
+            "similar": similar,
         },
         status=status,
     )
@@ -129,8 +137,19 @@ def _render_detail(
 @clinic_role_required()
 def analysis_detail(request: HttpRequest, analysis_id: int) -> HttpResponse:
     analysis = selectors.analysis_get(user=request.user, analysis_id=analysis_id)
-    audit_record(action="analysis.view", request=request, obj=analysis)
-    return _render_detail(request, analysis)
+    similar = None
+    detail = {}
+    if _shows_similar(request, analysis):
+        similar = similar_cases(user=request.user, analysis=analysis)
+        # The similar cases are other patients' results: named in this view's one audit event.
+        detail["similar_cases"] = [case.analysis.pk for case in similar or []]
+    audit_record(action="analysis.view", request=request, obj=analysis, **detail)
+    return _render_detail(request, analysis, similar=similar)
+
+
+def _shows_similar(request: HttpRequest, analysis: Analysis) -> bool:
+    """Similar confirmed cases are a doctor's comparison aid, shown with a finished result."""
+    return request.user.role == Role.DOCTOR and analysis.status == AnalysisStatus.DONE
 
 
 @clinic_role_required()

@@ -24,16 +24,19 @@ from patients.selectors import patient_get
 def image_upload(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = patient_get(user=request.user, patient_id=patient_id)
     lesions = selectors.lesion_list(user=request.user).filter(patient=patient)
+    duplicates = []
     status = 200
     if request.method == "POST":
         form = ImageUploadForm(request.POST, request.FILES, lesions=lesions)
         if form.is_valid():
+            lesion = form.cleaned_data["lesion"]
             try:
                 analysis = services.image_upload(
                     actor=request.user,
-                    lesion=form.cleaned_data["lesion"],
+                    lesion=lesion,
                     upload=form.cleaned_data["upload"],
                     submission_token=form.cleaned_data["submission_token"],
+                    allow_duplicate=form.cleaned_data["allow_duplicate"],
                     request=request,
                 )
             except UploadQuotaExceeded as refused:
@@ -41,6 +44,16 @@ def image_upload(request: HttpRequest, patient_id: int) -> HttpResponse:
                 status = 429
             except ImageRejected as rejected:
                 form.add_error("image", str(rejected))
+            except services.DuplicateImage as duplicate:
+                duplicates = duplicate.matches
+                # The warning tells of other images (maybe another patient's): a read.
+                audit_record(
+                    action="image.duplicate_warning",
+                    request=request,
+                    obj=lesion,
+                    matches=[match.image_id for match in duplicates],
+                )
+                form.ask_to_confirm_duplicate()
             except ValidationError as error:
                 form.add_error(None, error.messages)
             else:
@@ -53,7 +66,10 @@ def image_upload(request: HttpRequest, patient_id: int) -> HttpResponse:
     # the service instead.
     audit_record(action="patient.view", request=request, obj=patient, page="upload")
     return render(
-        request, "diagnosis/upload.html", {"form": form, "patient": patient}, status=status
+        request,
+        "diagnosis/upload.html",
+        {"form": form, "patient": patient, "duplicates": duplicates},
+        status=status,
     )
 
 

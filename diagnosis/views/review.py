@@ -19,6 +19,7 @@ from diagnosis.forms.review import ReviewAmendForm, ReviewForm
 from diagnosis.models import Analysis
 from diagnosis.selectors import analysis_get
 from diagnosis.selectors import review as review_selectors
+from diagnosis.selectors.similar import similar_cases
 from diagnosis.services import review as review_services
 from melanoma_portal.forms import apply_validation_error
 
@@ -39,18 +40,23 @@ def _result_context(analysis: Analysis) -> dict:
 
 @clinic_role_required(Role.DOCTOR, Role.ADMIN)
 def worklist(request: HttpRequest) -> HttpResponse:
-    """Results awaiting a doctor's sign-off; ?show=high-risk keeps only those the dashboard's
-    "high risk awaiting review" tile counts (the tile links here)."""
+    """Results awaiting a doctor's sign-off, one row per lesion (its newest image first, then
+    the older ones); ?show=high-risk keeps only those the dashboard's "high risk awaiting
+    review" tile counts (the tile links here)."""
     high_risk = request.GET.get("show") == "high-risk"
-    if high_risk:
-        analyses = list(review_selectors.high_risk_worklist(user=request.user))
-    else:
-        analyses = list(review_selectors.worklist(user=request.user))
+    groups = review_selectors.worklist_by_lesion(user=request.user, high_risk_only=high_risk)
+    count = sum(len(group.analyses) for group in groups)
     audit_record(
-        action="worklist.view", request=request, count=len(analyses), high_risk_only=high_risk
+        action="worklist.view",
+        request=request,
+        count=count,
+        lesions=len(groups),
+        high_risk_only=high_risk,
     )
     return render(
-        request, "diagnosis/worklist.html", {"analyses": analyses, "high_risk_only": high_risk}
+        request,
+        "diagnosis/worklist.html",
+        {"groups": groups, "count": count, "high_risk_only": high_risk},
     )
 
 
@@ -87,14 +93,25 @@ def review_edit(request: HttpRequest, analysis_id: int) -> HttpResponse:
     elif request.method == "POST" and locked:
         messages.error(request, "This review is signed and locked; amend it to change it.")
         return redirect("diagnosis:review_edit", analysis_id=analysis.pk)
+    similar, show_similar = None, False
     if request.method == "GET":
-        audit_record(action="analysis.view", request=request, obj=analysis, page="review")
+        # Shown on the first view of the page, and named in its one audit event.
+        similar, show_similar = similar_cases(user=request.user, analysis=analysis), True
+        audit_record(
+            action="analysis.view",
+            request=request,
+            obj=analysis,
+            page="review",
+            similar_cases=[case.analysis.pk for case in similar or []],
+        )
     status = 200 if form is None or not form.errors else 400
     context = _result_context(analysis) | {
         "form": form,
         "current": current,
         "versions": versions,
         "locked": locked,
+        "similar": similar,
+        "show_similar": show_similar and analysis.status == "done",
     }
     return render(request, "diagnosis/review_form.html", context, status=status)
 

@@ -49,6 +49,8 @@ def _record(obj: models.Model, files: bool) -> dict[str, Any]:
             fieldfile = getattr(obj, field.name)
             data[field.name] = _file(fieldfile) if files and fieldfile else None
             continue
+        if isinstance(value, bytes | memoryview):  # a BinaryField (an image's embedding)
+            value = {"base64": base64.b64encode(bytes(value)).decode("ascii")}
         data[field.attname] = value
     return data
 

@@ -62,8 +62,9 @@ def test_client_uploads_and_prints_the_result_from_a_real_worker(live_server, cl
     seconds = []
 
     with celery_worker(purge=True, media_root=settings.MEDIA_ROOT) as worker:
-        for _ in range(3):
-            result = run_client(live_server, token, lesion.pk)
+        # Three different pictures: the same one again would be refused as a duplicate (409).
+        for name in ("mel_ISIC_0024481.jpg", "bcc_ISIC_0024457.jpg", "nv_ISIC_0024319.jpg"):
+            result = run_client(live_server, token, lesion.pk, SAMPLE.parent / name)
             assert result.returncode == 0, result.stdout + result.stderr + worker.log()[-3000:]
             seconds.append(float(re.search(r"Upload to result: ([\d.]+)s", result.stdout)[1]))
 

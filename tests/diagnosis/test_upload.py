@@ -162,8 +162,9 @@ def test_double_submit_with_one_token_creates_one_analysis(staff_client, patient
 
 
 def test_two_forms_create_two_analyses(staff_client, patient, lesion):
-    post_upload(staff_client, patient, lesion, factories.jpeg_bytes())
-    post_upload(staff_client, patient, lesion, factories.jpeg_bytes())
+    # Two different pictures: the same one twice is warned about (test_duplicates.py).
+    post_upload(staff_client, patient, lesion, factories.jpeg_bytes(color=(150, 90, 60)))
+    post_upload(staff_client, patient, lesion, factories.jpeg_bytes(color=(120, 70, 50)))
     assert Analysis.objects.count() == 2
 
 

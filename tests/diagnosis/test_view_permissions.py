@@ -48,6 +48,11 @@ PAGES = [
     Page("patients:research_consent", ("patient",), method="post"),
     Page("diagnosis:lesion_create", ("patient",)),
     Page("diagnosis:upload", ("patient",)),
+    Page("diagnosis:lesion_detail", ("lesion",)),
+    Page("diagnosis:lesion_edit", ("lesion",)),
+    Page("diagnosis:lesion_compare", ("lesion",)),
+    # Review by lesion signs a review: doctors only.
+    Page("diagnosis:lesion_review", ("lesion",), roles=frozenset({Role.DOCTOR})),
     Page("diagnosis:analysis", ("analysis",)),
     Page("diagnosis:analysis_status", ("analysis",)),
     Page("diagnosis:analysis_retry", ("analysis",), method="post"),
@@ -82,6 +87,7 @@ def world(clinic):
     colleague = factories.UserFactory(clinic=clinic)
     return {
         "patient": patient,
+        "lesion": image.lesion,
         "image": image,
         "analysis": analysis,
         "done": factories.DoneAnalysisFactory(image=image),

@@ -80,6 +80,8 @@ def test_fifty_uploads_survive_a_worker_host_killed_mid_way(s3_bucket):
             response = session.post(
                 f"{web}/api/v1/lesions/{lesions[n % len(lesions)].pk}/images/",
                 files={"file": (sample.name, sample.read_bytes(), "image/jpeg")},
+                # Fifty uploads of fourteen samples: the duplicate warning would stop them.
+                data={"allow_duplicate": "true"},
                 timeout=60,
             )
             assert response.status_code == 202, response.text

@@ -13,6 +13,7 @@ import importlib
 import inspect
 import pkgutil
 from collections.abc import Callable
+from decimal import Decimal
 
 import pytest
 from django.apps import apps
@@ -34,6 +35,7 @@ EXEMPT = {
     "user_set_role": "staff accounts; audited by accounts.signals",
     "user_deactivate": "staff accounts; audited by accounts.signals",
     "user_reactivate": "staff accounts; audited by accounts.signals",
+    "review_sign_covering": "review by lesion: review_save and review_cover, each audited",
 }
 
 
@@ -92,6 +94,26 @@ def _call(name: str, service: Callable, world: World):
     if name == "lesion_create":
         service(actor=w.staff, patient=w.patient, anatomic_site="back")
         return w.staff, w.patient.pk
+    if name == "lesion_update":
+        service(actor=w.staff, lesion=w.lesion, size_mm=Decimal("6.5"), laterality="left")
+        return w.staff, w.patient.pk
+    if name == "review_cover":
+        from diagnosis.models import DermoscopicImage
+
+        older = factories.DoneAnalysisFactory(
+            image=factories.DermoscopicImageFactory(lesion=w.lesion)
+        )
+        earlier = w.image.uploaded_at - timezone.timedelta(seconds=1)
+        DermoscopicImage.objects.filter(pk=older.image_id).update(uploaded_at=earlier)
+        signed = factories.ReviewFactory(
+            analysis=w.done,
+            author=w.doctor,
+            signed_at=timezone.now(),
+            signed_by=w.doctor,
+            signed_by_name=w.doctor.get_full_name(),
+        )
+        service(actor=w.doctor, review=signed, analyses=[older])
+        return w.doctor, w.patient.pk
     if name == "image_upload":
         upload = SimpleUploadedFile("x.jpg", factories.jpeg_bytes(), content_type="image/jpeg")
         service(actor=w.staff, lesion=w.lesion, upload=upload)
