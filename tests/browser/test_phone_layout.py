@@ -39,6 +39,8 @@ NOT_PAGES = {
     "api_tokens:issue",
     "api_tokens:revoke",
     "diagnosis:referral_close",
+    "diagnosis:analysis_override",
+    "patients:research_consent",
 }
 # Pages outside the permission matrix (allauth's, the error pages), for every signed-in role.
 EXTRA_PAGES = [
