@@ -1,7 +1,9 @@
 """The Django admin for clinics, users and the audit trail.
 
 The audit trail is read-only here for everyone, superusers included: no add, change or delete.
-Auditors filter it by user, patient, action and date and export what they see as CSV.
+Auditors filter it by user, patient, action and date and export what they see as CSV. A clinic
+admin sees their own clinic, its accounts and its audit trail, read-only
+(accounts.admin_site.ClinicScopedAdmin); accounts are managed on the portal's Users page.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 
+from accounts.admin_site import ClinicScopedAdmin, is_clinic_admin
 from accounts.audit import audit_record
 from accounts.models import AuditEvent, Clinic, ClinicSignOn, User
 from accounts.selectors.users import email_in_use
@@ -38,7 +41,10 @@ CSV_COLUMNS = (
 
 
 @admin.register(Clinic)
-class ClinicAdmin(admin.ModelAdmin):
+class ClinicAdmin(ClinicScopedAdmin):
+    clinic_lookup = "pk"
+    read_only = False  # superusers only: a clinic admin views (their policy is a portal page)
+    audited = False  # no patient data
     list_display = ("name", "phone", "image_retention_days", "keep_thumbnails", "created_at")
     search_fields = ("name",)
     fieldsets = (
@@ -56,11 +62,19 @@ class AdminUserChangeForm(UserChangeForm):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(ClinicScopedAdmin, DjangoUserAdmin):
+    read_only = False  # superusers only: a clinic admin manages accounts under Users
+    audited = False  # no patient data; changes of privileges are audited by accounts.signals
     form = AdminUserChangeForm
     ordering = ("email",)
     list_display = ("email", "full_name", "clinic", "role", "is_active", "is_staff")
-    list_filter = ("clinic", "role", "is_active", "is_staff", "is_superuser")
+    list_filter = (
+        ("clinic", admin.RelatedOnlyFieldListFilter),
+        "role",
+        "is_active",
+        "is_staff",
+        "is_superuser",
+    )
     search_fields = ("email", "full_name")
     fieldsets = (
         (None, {"fields": ("email", "password")}),
@@ -83,6 +97,18 @@ class UserAdmin(DjangoUserAdmin):
     )
 
     actions = ["unlock"]
+
+    def get_fieldsets(self, request: HttpRequest, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or not is_clinic_admin(request.user):
+            return fieldsets
+        # A clinic admin sees who works here and in which role; password hashes and Django's
+        # own permission flags are none of their business.
+        return [
+            (name, {**options, "fields": [f for f in options["fields"] if f != "password"]})
+            for name, options in fieldsets
+            if name != "Privileges"
+        ]
 
     def save_model(self, request: HttpRequest, obj: User, form, change: bool) -> None:
         # accounts.signals records role and privilege changes with the admin who made them.
@@ -114,7 +140,8 @@ class PatientIdFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         ids = (
-            AuditEvent.objects.exclude(patient_id=None)
+            model_admin.get_queryset(request)
+            .exclude(patient_id=None)
             .order_by("-patient_id")
             .values_list("patient_id", flat=True)
             .distinct()[:50]
@@ -133,7 +160,8 @@ class ActionFilter(admin.SimpleListFilter):
     parameter_name = "action"
 
     def lookups(self, request, model_admin):
-        actions = AuditEvent.objects.order_by("action").values_list("action", flat=True)
+        events = model_admin.get_queryset(request)
+        actions = events.order_by("action").values_list("action", flat=True)
         return [(a, a) for a in actions.distinct()]
 
     def queryset(self, request, queryset):
@@ -141,7 +169,10 @@ class ActionFilter(admin.SimpleListFilter):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ClinicScopedAdmin):
+    # Scoped to the events of people of the clinic; viewing the trail names no patient, and
+    # its export is itself audited.
+    audited = False
     list_display = (
         "at",
         "user_email",
@@ -159,28 +190,13 @@ class AuditEventAdmin(admin.ModelAdmin):
         ("user", admin.RelatedOnlyFieldListFilter),
         PatientIdFilter,
         "role",
-        "clinic",
+        ("clinic", admin.RelatedOnlyFieldListFilter),
     )
     search_fields = ("user_email", "action", "object_id", "ip_address")
     date_hierarchy = "at"
     list_select_related = ("clinic",)
     actions = ["export_csv"]
     readonly_fields = [field.name for field in AuditEvent._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def get_actions(self, request):
-        # A selection-based export needs the changelist's action form; keep only our export.
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     @admin.action(description="Export selected events as CSV", permissions=["view"])
     def export_csv(self, request: HttpRequest, queryset):

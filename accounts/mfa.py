@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from allauth.account.authentication import get_authentication_records
 from django.conf import settings
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -87,7 +87,7 @@ class MFARequiredMiddleware:
         if (
             not request.path.startswith(admin_index)
             or request.path in (reverse("admin:login"), reverse("admin:logout"))
-            or not (user.is_active and user.is_staff)  # the admin refuses them itself
+            or not admin.site.has_permission(request)  # the admin refuses them itself
         ):
             return None
         if not has_authenticator(user):

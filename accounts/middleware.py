@@ -17,8 +17,31 @@ from accounts.signals import SESSION_LOGIN_AT
 
 SESSION_LAST_SEEN = "_portal_last_seen"
 # Rewriting the session on every request costs a database write; a minute's precision is enough
-# for a 30-minute idle limit.
+# for a 30-minute idle limit (a tenth of a shorter one).
 LAST_SEEN_RESOLUTION_S = 60
+# Sent by the portal's own scripts when they poll (an analysis's status, the dashboard's live
+# queue, the idle-timeout clock): such a request is no sign of a person at the screen, so it
+# does not keep the session alive, and an expired session answers it 401 instead of a redirect.
+BACKGROUND_HEADER = "HTTP_X_PORTAL_BACKGROUND"
+
+
+def is_background(request: HttpRequest) -> bool:
+    return request.META.get(BACKGROUND_HEADER) == "1"
+
+
+def idle_seconds_left(request: HttpRequest) -> float:
+    """Seconds until this session is logged out for inactivity (or for its absolute age)."""
+    session = request.session
+    now = time.time()
+    idle_end = session.get(SESSION_LAST_SEEN, now) + settings.SESSION_IDLE_TIMEOUT_S
+    absolute_end = session.get(SESSION_LOGIN_AT, now) + settings.SESSION_ABSOLUTE_TIMEOUT_S
+    return max(0.0, min(idle_end, absolute_end) - now)
+
+
+def mark_active(request: HttpRequest) -> None:
+    """The person is here (they asked to stay signed in): the idle clock starts again."""
+    request.session[SESSION_LAST_SEEN] = time.time()
+
 
 DEFAULT_PERMISSIONS_POLICY = (
     "camera=(self), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()"
@@ -55,7 +78,10 @@ class SecurityHeadersMiddleware:
 
 class SessionTimeoutMiddleware:
     """Log out a session idle longer than SESSION_IDLE_TIMEOUT_S, and any session older than
-    SESSION_ABSOLUTE_TIMEOUT_S however busy (a stolen session cookie does not live forever)."""
+    SESSION_ABSOLUTE_TIMEOUT_S however busy (a stolen session cookie does not live forever).
+
+    Pages warn a minute before (static/js/session_timeout.js, asking accounts.session), so the
+    person can stay signed in, and keep a half-typed form to restore after the next log-in."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -77,7 +103,10 @@ class SessionTimeoutMiddleware:
                 reason = "absolute"
             if reason is not None:
                 return self._expire(request, reason)
-            if now - last_seen >= LAST_SEEN_RESOLUTION_S or SESSION_LAST_SEEN not in session:
+            resolution = min(LAST_SEEN_RESOLUTION_S, settings.SESSION_IDLE_TIMEOUT_S / 10)
+            if SESSION_LAST_SEEN not in session or (
+                now - last_seen >= resolution and not is_background(request)
+            ):
                 session[SESSION_LAST_SEEN] = now
         return self.get_response(request)
 
@@ -85,11 +114,12 @@ class SessionTimeoutMiddleware:
         request._logout_reason = f"timeout.{reason}"
         logout(request)
         if reason == "idle":
-            minutes = settings.SESSION_IDLE_TIMEOUT_S // 60
-            text = f"You were logged out after {minutes} minutes without activity."
+            idle = settings.SESSION_IDLE_TIMEOUT_S
+            length = f"{idle // 60} minutes" if idle >= 120 else f"{idle} seconds"
+            text = f"You were logged out after {length} without activity."
         else:
             text = "Your session reached its maximum length; please log in again."
         messages.info(request, text)
-        if request.path.startswith("/api/"):
+        if request.path.startswith("/api/") or is_background(request):
             return HttpResponse(text, status=401, content_type="text/plain")
         return redirect(f"{reverse(settings.LOGIN_URL)}?next={request.path}")

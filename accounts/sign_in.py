@@ -20,6 +20,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -44,7 +45,7 @@ def admin_login(request: HttpRequest) -> HttpResponse:
     if not user.is_authenticated:
         query = urlencode({"next": next_url})
         return redirect(f"{reverse(settings.LOGIN_URL)}?{query}")
-    if user.is_active and user.is_staff:
+    if admin.site.has_permission(request):  # superusers, staff, clinic admins
         return redirect(next_url)
     return render(
         request,

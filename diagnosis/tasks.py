@@ -8,6 +8,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init
 from django.conf import settings
+from django.db import OperationalError
 
 from diagnosis import services
 from diagnosis.models.housekeeping import SWEEP
@@ -36,15 +37,37 @@ def load_classifier_at_start(**kwargs) -> None:
         logger.warning("no classifier installed; analyses will fail until one is")
 
 
+# Words for staff, never an exception's class name; the worker's log keeps the details.
+FAILED_UNEXPECTEDLY = (
+    "The analysis failed unexpectedly; press Retry to queue it again. If it fails again, "
+    "tell your administrator (the worker's log has the details)."
+)
+DATABASE_BUSY = (
+    "The database stayed busy, so the analysis could not be saved; press Retry to queue it again."
+)
+# A database busy with other writers is waited for, not a failed analysis: the task is sent
+# again a few seconds later, this many times, before the analysis fails with DATABASE_BUSY.
+DATABASE_BUSY_RETRIES = 5
+DATABASE_BUSY_MARKERS = ("database is locked", "database is busy", "deadlock detected")
+
+
+def database_busy(error: BaseException) -> bool:
+    """Whether `error` is contention (SQLite's lock, PostgreSQL's deadlock), which passes."""
+    return isinstance(error, OperationalError) and any(
+        marker in str(error).lower() for marker in DATABASE_BUSY_MARKERS
+    )
+
+
 @shared_task(
+    bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
     # From settings, so the stale sweep keys on the same limit (and a test can shorten both).
     soft_time_limit=settings.ANALYSIS_SOFT_TIME_LIMIT_S,
     time_limit=settings.ANALYSIS_TIME_LIMIT_S,
-    max_retries=0,
+    max_retries=DATABASE_BUSY_RETRIES,
 )
-def analyse_image(analysis_id: int) -> str:
+def analyse_image(self, analysis_id: int) -> str:
     try:
         analysis = services.analysis_run(analysis_id=analysis_id)
     except SoftTimeLimitExceeded:
@@ -54,10 +77,13 @@ def analyse_image(analysis_id: int) -> str:
         )
         return "failed"
     except Exception as exc:
+        if database_busy(exc) and self.request.retries < DATABASE_BUSY_RETRIES:
+            logger.warning("analysis %s: database busy, trying again (%s)", analysis_id, exc)
+            raise self.retry(countdown=2 + 3 * self.request.retries) from exc
         logger.exception("analysis %s failed", analysis_id)
         services.analysis_fail(
             analysis_id=analysis_id,
-            reason=f"The analysis failed ({type(exc).__name__}); press Retry to queue it again.",
+            reason=DATABASE_BUSY if database_busy(exc) else FAILED_UNEXPECTEDLY,
         )
         return "failed"
     _observe(analysis)

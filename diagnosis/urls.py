@@ -16,6 +16,8 @@ app_name = "diagnosis"
 
 urlpatterns: list = [
     path("", analysis.dashboard, name="dashboard"),
+    path("dashboard/live/", analysis.dashboard_live, name="dashboard_live"),
+    path("analyses/", analysis.analyses, name="analysis_list"),
     path("patients/<int:patient_id>/lesions/new/", lesion.lesion_create, name="lesion_create"),
     path("patients/<int:patient_id>/upload/", image.image_upload, name="upload"),
     path("lesions/<int:lesion_id>/", lesion.lesion_detail, name="lesion_detail"),

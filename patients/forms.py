@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django import forms
 
+from melanoma_portal.forms import DateInput
 from patients.models import Patient
 from patients.services.records import PATIENT_FIELDS
 
@@ -14,7 +15,7 @@ class PatientForm(forms.ModelForm):
         model = Patient
         fields = PATIENT_FIELDS
         widgets = {
-            "date_of_birth": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            "date_of_birth": DateInput(),
             "address": forms.Textarea(attrs={"rows": 3}),
         }
         labels = {"fitzpatrick_skin_type": "Fitzpatrick skin type (optional)"}

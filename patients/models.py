@@ -6,11 +6,24 @@ import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
 # Nobody alive was born earlier; an earlier year is a typing error.
 EARLIEST_BIRTH_YEAR = 1880
+
+# A medical record number as hospital systems write them (MRN000123, V-2027-1, 12/3456.7): a
+# letter or digit first, then letters, digits and - / . _ as separators. No spaces, which a
+# search or an EHR export would split.
+mrn_format = RegexValidator(
+    r"\A[A-Za-z0-9][A-Za-z0-9./_-]*\Z",
+    message=(
+        "An MRN is letters and digits, optionally separated by - / . or _ (no spaces or other "
+        "signs), starting with a letter or digit."
+    ),
+    code="mrn_format",
+)
 
 
 class Sex(models.TextChoices):
@@ -31,7 +44,9 @@ class FitzpatrickType(models.IntegerChoices):
 
 class Patient(models.Model):
     clinic = models.ForeignKey("accounts.Clinic", on_delete=models.PROTECT, related_name="patients")
-    mrn = models.CharField("MRN", max_length=64, help_text="Medical record number")
+    mrn = models.CharField(
+        "MRN", max_length=64, validators=[mrn_format], help_text="Medical record number"
+    )
     first_name = models.CharField(max_length=100)
     last_name = models.CharField(max_length=100)
     date_of_birth = models.DateField()
@@ -66,7 +81,8 @@ class Patient(models.Model):
         return f"{self.full_name} ({self.mrn})"
 
     def clean(self) -> None:
-        """The date-of-birth rule, for every writer (the page's form, the API, the service)."""
+        """The date-of-birth rule, for every writer (the page's form, the API, the service, so
+        management commands too); the MRN's format is its field's validator."""
         born = self.date_of_birth
         if born is None:
             return

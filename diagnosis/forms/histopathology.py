@@ -1,14 +1,15 @@
-"""The form for a lesion's histology result; diagnosis.services.histopathology checks the
-same rules again."""
+"""The form for a lesion's histology result, with the service's own rules
+(diagnosis.services.histopathology.histopathology_rule_errors), which the service checks again."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
-from django.utils import timezone
 
 from diagnosis.models import DiagnosisChoice
+from diagnosis.services.histopathology import histopathology_rule_errors
+from melanoma_portal.forms import DateInput
 
 
 class HistopathologyForm(forms.Form):
@@ -22,7 +23,7 @@ class HistopathologyForm(forms.Form):
     )
     reported_on = forms.DateField(
         label="Date of the histology report",
-        widget=forms.DateInput(attrs={"type": "date"}),
+        widget=DateInput(),
         error_messages={"required": "Give the date of the histology report."},
     )
     lab_reference = forms.CharField(
@@ -34,12 +35,12 @@ class HistopathologyForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        if (
-            data.get("diagnosis") == DiagnosisChoice.OTHER
-            and not data.get("diagnosis_other", "").strip()
-        ):
-            self.add_error("diagnosis_other", "Name the diagnosis when choosing 'Other'.")
-        reported_on = data.get("reported_on")
-        if reported_on is not None and reported_on > timezone.localdate():
-            self.add_error("reported_on", "The histology report cannot be dated in the future.")
+        errors = histopathology_rule_errors(
+            diagnosis=data.get("diagnosis"),
+            diagnosis_other=data.get("diagnosis_other", ""),
+            reported_on=data.get("reported_on"),
+        )
+        for field, message in errors.items():
+            if field not in self.errors:
+                self.add_error(field, message)
         return data

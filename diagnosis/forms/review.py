@@ -1,8 +1,8 @@
 """Forms for a doctor's review.
 
-The forms say what is missing next to each field; the services check the same rules again
-(diagnosis.services.review, and the database a third time), so the API and any future caller
-get the same answer.
+The forms say what is missing next to each field with the service's own rules
+(diagnosis.services.review.review_rule_errors), which the service checks again on every write
+(and the database a third time), so the API and any future caller get the same answer.
 """
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.utils import timezone
 
-from diagnosis.models import REFERRING_DECISIONS, DiagnosisChoice, Management
-from diagnosis.services.referral import DESTINATION_MISSING
-from diagnosis.services.review import agreement_conflict
+from diagnosis.models import DiagnosisChoice, Management
+from diagnosis.services.review import review_rule_errors
+from melanoma_portal.forms import DateInput
 
 AGREEMENT_CHOICES = [("yes", "Yes, I agree with the AI"), ("no", "No, I disagree")]
 
@@ -47,7 +46,7 @@ class ReviewForm(forms.Form):
     follow_up_on = forms.DateField(
         label="Follow-up date (when monitoring)",
         required=False,
-        widget=forms.DateInput(attrs={"type": "date"}),
+        widget=DateInput(),
     )
     referral_to = forms.CharField(
         label="Refer to (when referring)",
@@ -65,28 +64,20 @@ class ReviewForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        referring = data.get("management") in REFERRING_DECISIONS
-        if referring and not data.get("referral_to", "").strip():
-            self.add_error("referral_to", DESTINATION_MISSING)
-        if "agrees_with_ai" in data and data.get("diagnosis"):
-            conflict = agreement_conflict(
-                agrees_with_ai=data["agrees_with_ai"],
-                diagnosis=data["diagnosis"],
-                ai_suggestion=self.ai_suggestion,
-            )
-            if conflict:
-                self.add_error("agrees_with_ai", conflict)
-        if data.get("management") == Management.MONITOR:
-            follow_up = data.get("follow_up_on")
-            if follow_up is None and "follow_up_on" not in self.errors:
-                self.add_error("follow_up_on", "Monitoring needs a follow-up date.")
-            elif follow_up is not None and follow_up <= timezone.localdate():
-                self.add_error("follow_up_on", "The follow-up date must be in the future.")
-        if (
-            data.get("diagnosis") == DiagnosisChoice.OTHER
-            and not data.get("diagnosis_other", "").strip()
-        ):
-            self.add_error("diagnosis_other", "Name the diagnosis when choosing 'Other'.")
+        # The service's rules, shown next to the fields; a field that already has an error
+        # (an unreadable date, say) keeps that one.
+        errors = review_rule_errors(
+            management=data.get("management"),
+            follow_up_on=data.get("follow_up_on"),
+            diagnosis=data.get("diagnosis"),
+            diagnosis_other=data.get("diagnosis_other", ""),
+            referral_to=data.get("referral_to", ""),
+            agrees_with_ai=data.get("agrees_with_ai"),
+            ai_suggestion=self.ai_suggestion,
+        )
+        for field, message in errors.items():
+            if field not in self.errors:
+                self.add_error(field, message)
         return data
 
     @staticmethod

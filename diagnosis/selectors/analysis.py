@@ -111,3 +111,27 @@ def high_risk_awaiting_review(*, user: User) -> QuerySet[Analysis]:
     """Urgent results (melanoma suspected; before triage, the high melanoma tier) that no
     doctor has signed a review of yet: the dashboard tile."""
     return awaiting_review(user=user, triage="urgent")
+
+
+# The dashboard's tiles, each opening the analyses it counts (diagnosis.views.analysis).
+ANALYSIS_LISTS = {
+    "today": "Analyses today",
+    "queued": "Queued or running",
+    "failed": "Failed analyses",
+    "all": "All analyses",
+}
+
+
+def analyses_shown(
+    *, user: User, show: str, today: datetime.date | None = None
+) -> QuerySet[Analysis]:
+    """The clinic's analyses a dashboard tile counts (`show`, one of ANALYSIS_LISTS), newest
+    first; exactly what dashboard_counts counts, so a tile's number and its list agree."""
+    analyses = analysis_list(user=user).order_by("-queued_at", "-id")
+    if show == "today":
+        return analyses.filter(queued_at__date=today or timezone.localdate())
+    if show == "queued":
+        return analyses.filter(status__in=[AnalysisStatus.QUEUED, AnalysisStatus.RUNNING])
+    if show == "failed":
+        return analyses.filter(status=AnalysisStatus.FAILED)
+    return analyses

@@ -20,6 +20,26 @@ from diagnosis.models import (
 HISTOPATHOLOGY_FIELDS = ("diagnosis", "diagnosis_other", "reported_on", "lab_reference", "notes")
 
 
+def histopathology_rule_errors(
+    *,
+    diagnosis: str | None,
+    diagnosis_other: str = "",
+    reported_on: datetime.date | None,
+    born: datetime.date | None = None,
+) -> dict[str, str]:
+    """The rules of a histology result, field by field: the one place they are written (the
+    service refuses what breaks them; the form shows them next to its fields). A report is
+    dated in the past, and not before the patient was born (`born`, when known)."""
+    errors: dict[str, str] = {}
+    if diagnosis == DiagnosisChoice.OTHER and not (diagnosis_other or "").strip():
+        errors["diagnosis_other"] = "Name the diagnosis when choosing 'Other'."
+    if reported_on is not None and reported_on > timezone.localdate():
+        errors["reported_on"] = "The histology report cannot be dated in the future."
+    elif reported_on is not None and born is not None and reported_on < born:
+        errors["reported_on"] = "The histology report cannot be dated before the patient's birth."
+    return errors
+
+
 @audited_write("histopathology.create", "histopathology.update")
 def histopathology_record(
     *,
@@ -35,11 +55,12 @@ def histopathology_record(
     """Record (or correct) the histology result of a lesion. Doctors only."""
     require_role(actor, Role.DOCTOR)
     require_same_clinic(actor, lesion.patient.clinic_id)
-    errors: dict[str, str] = {}
-    if diagnosis == DiagnosisChoice.OTHER and not diagnosis_other.strip():
-        errors["diagnosis_other"] = "Name the diagnosis when choosing 'Other'."
-    if reported_on and reported_on > timezone.localdate():
-        errors["reported_on"] = "The histology report cannot be dated in the future."
+    errors = histopathology_rule_errors(
+        diagnosis=diagnosis,
+        diagnosis_other=diagnosis_other,
+        reported_on=reported_on,
+        born=lesion.patient.date_of_birth,
+    )
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():

@@ -8,6 +8,7 @@ referral in the same transaction (diagnosis.services.referral).
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -68,30 +69,56 @@ def agreement_conflict(*, agrees_with_ai: bool, diagnosis: str, ai_suggestion: s
     )
 
 
-def _clean_review(review: Review, *, new_follow_up: bool = True) -> None:
-    """The rules a form shows next to its fields; the database enforces the same ones, except
-    that a follow-up date being written (`new_follow_up`) must lie in the future: a date that
-    has passed since a draft was saved does not stop the draft being signed."""
+def review_rule_errors(
+    *,
+    management: str | None,
+    follow_up_on: datetime.date | None,
+    diagnosis: str | None,
+    diagnosis_other: str = "",
+    referral_to: str = "",
+    agrees_with_ai: bool | None = None,
+    ai_suggestion: str = "",
+    new_follow_up: bool = True,
+) -> dict[str, str]:
+    """The rules of a review, field by field: the one place they are written. The service
+    refuses a review that breaks one, and the review form shows them next to its fields before
+    the service is called (None: a field the form could not read, checked no further).
+
+    A follow-up date being written (`new_follow_up`) must lie in the future: a date that has
+    passed since a draft was saved does not stop the draft being signed."""
     errors: dict[str, str] = {}
-    if review.management == Management.MONITOR and review.follow_up_on is None:
+    if management == Management.MONITOR and follow_up_on is None:
         errors["follow_up_on"] = "Monitoring needs a follow-up date."
     elif (
-        new_follow_up
-        and review.management == Management.MONITOR
-        and review.follow_up_on <= timezone.localdate()
+        new_follow_up and management == Management.MONITOR and follow_up_on <= timezone.localdate()
     ):
         errors["follow_up_on"] = "The follow-up date must be in the future."
-    if review.diagnosis == DiagnosisChoice.OTHER and not review.diagnosis_other.strip():
+    if diagnosis == DiagnosisChoice.OTHER and not (diagnosis_other or "").strip():
         errors["diagnosis_other"] = "Name the diagnosis when choosing 'Other'."
-    if review.management in REFERRING_DECISIONS and not review.referral_to.strip():
+    if management in REFERRING_DECISIONS and not (referral_to or "").strip():
         errors["referral_to"] = DESTINATION_MISSING
-    conflict = agreement_conflict(
-        agrees_with_ai=review.agrees_with_ai,
+    if agrees_with_ai is not None and diagnosis:
+        conflict = agreement_conflict(
+            agrees_with_ai=agrees_with_ai, diagnosis=diagnosis, ai_suggestion=ai_suggestion
+        )
+        if conflict:
+            errors["agrees_with_ai"] = conflict
+    return errors
+
+
+def _clean_review(review: Review, *, new_follow_up: bool = True) -> None:
+    """Refuse a review that breaks a rule (review_rule_errors; the database enforces most of
+    them a third time), and drop what its decision does not use."""
+    errors = review_rule_errors(
+        management=review.management,
+        follow_up_on=review.follow_up_on,
         diagnosis=review.diagnosis,
+        diagnosis_other=review.diagnosis_other,
+        referral_to=review.referral_to,
+        agrees_with_ai=review.agrees_with_ai,
         ai_suggestion=review.analysis.top_class,
+        new_follow_up=new_follow_up,
     )
-    if conflict:
-        errors["agrees_with_ai"] = conflict
     if review.diagnosis != DiagnosisChoice.OTHER:
         review.diagnosis_other = ""
     if review.management != Management.MONITOR:

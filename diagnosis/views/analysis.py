@@ -3,8 +3,10 @@ the page polls, a retry, and a doctor's override of the gate."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
@@ -16,38 +18,87 @@ from accounts.models import Role
 from diagnosis import presentation, selectors, services
 from diagnosis.forms.analysis import GateOverrideForm
 from diagnosis.models import Analysis, AnalysisStatus
+from diagnosis.selectors.analysis import ANALYSIS_LISTS, analyses_shown
 from diagnosis.selectors.model_version import latest_drift_report
 from diagnosis.selectors.referral import overdue_referral_count
 from diagnosis.selectors.similar import similar_cases
 from melanoma_portal.forms import apply_validation_error
 
 RECENT = 10
+PAGE_SIZE = 25
 
 
 QUEUE_SHOWN = 20
 
 
-@clinic_role_required()
-def dashboard(request: HttpRequest) -> HttpResponse:
-    counts = selectors.dashboard_counts(user=request.user)
+def _live_context(request: HttpRequest) -> dict:
+    """The dashboard's tiles and live queue: what the page shows and refreshes by itself."""
     queue = list(selectors.live_queue(user=request.user)[:QUEUE_SHOWN])
     for analysis in queue:
         analysis.position = selectors.queue_position(analysis=analysis)
+    return {
+        "counts": selectors.dashboard_counts(user=request.user),
+        "queue": queue,
+        "overdue_referrals": overdue_referral_count(user=request.user),
+        "beat_late": selectors.sweep_late(),
+        "drift": latest_drift_report(user=request.user),
+    }
+
+
+# The patients this session's dashboard last named on the audit trail (see dashboard_live).
+DASHBOARD_AUDITED = "_dashboard_audited_patients"
+
+
+def _audit_dashboard(request: HttpRequest, action: str, analyses: list[Analysis]) -> None:
+    """One event naming each patient the dashboard shows (the queue and the recent list name
+    patients and MRNs); remembered in the session, so a refresh that shows the same patients
+    again adds nothing."""
+    shown = sorted({analysis.image.lesion.patient_id for analysis in analyses})
+    audit_record(action=action, request=request, patients=shown)
+    request.session[DASHBOARD_AUDITED] = shown
+
+
+@clinic_role_required()
+def dashboard(request: HttpRequest) -> HttpResponse:
+    context = _live_context(request)
     recent = list(selectors.analysis_list(user=request.user).order_by("-queued_at", "-id")[:RECENT])
-    # The queue and the recent list name patients and MRNs: one event, naming each patient shown.
-    shown = sorted({analysis.image.lesion.patient_id for analysis in [*queue, *recent]})
-    audit_record(action="dashboard.view", request=request, patients=shown)
+    _audit_dashboard(request, "dashboard.view", [*context["queue"], *recent])
+    context |= {"recent": recent, "live_refresh_s": settings.DASHBOARD_REFRESH_S}
+    return render(request, "diagnosis/dashboard.html", context)
+
+
+@clinic_role_required()
+@require_GET
+@never_cache
+def dashboard_live(request: HttpRequest) -> HttpResponse:
+    """The dashboard's tiles and live queue alone, which the dashboard fetches every few
+    seconds (static/js/live_queue.js) to stay current without a reload. Audited when it names
+    a patient this session's dashboard has not yet named on the audit trail."""
+    context = _live_context(request)
+    shown = {analysis.image.lesion.patient_id for analysis in context["queue"]}
+    audited = request.session.get(DASHBOARD_AUDITED)
+    if audited is None or not shown <= set(audited):
+        _audit_dashboard(request, "dashboard.refresh", context["queue"])
+    return render(request, "diagnosis/includes/dashboard_live.html", context)
+
+
+@clinic_role_required()
+def analyses(request: HttpRequest) -> HttpResponse:
+    """The analyses a dashboard tile counts (?show=today, queued, failed; all by default)."""
+    show = request.GET.get("show", "all")
+    if show not in ANALYSIS_LISTS:
+        show = "all"
+    page = Paginator(analyses_shown(user=request.user, show=show), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    shown = sorted({analysis.image.lesion.patient_id for analysis in page.object_list})
+    audit_record(
+        action="analysis.list", request=request, show=show, page=page.number, patients=shown
+    )
     return render(
         request,
-        "diagnosis/dashboard.html",
-        {
-            "counts": counts,
-            "queue": queue,
-            "recent": recent,
-            "overdue_referrals": overdue_referral_count(user=request.user),
-            "beat_late": selectors.sweep_late(),
-            "drift": latest_drift_report(user=request.user),
-        },
+        "diagnosis/analysis_list.html",
+        {"page": page, "show": show, "lists": ANALYSIS_LISTS, "title": ANALYSIS_LISTS[show]},
     )
 
 

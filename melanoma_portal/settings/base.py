@@ -43,7 +43,8 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 SILENCED_SYSTEM_CHECKS = env_list("DJANGO_SILENCED_SYSTEM_CHECKS")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The portal's admin site: clinic admins see their own clinic (accounts.admin_site).
+    "accounts.admin_apps.PortalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -111,6 +112,19 @@ DATABASES = {
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
     )
 }
+# SQLite, the embedded default, is written by the web server and the worker at once. WAL lets
+# readers go on while one process writes; IMMEDIATE takes the write lock when a transaction
+# begins, so two writers queue for it (within the busy timeout) instead of one failing at once
+# with "database is locked" when its read turns into a write; synchronous=NORMAL is WAL's
+# recommended durability. A worker that still finds the database busy retries the analysis
+# (diagnosis.tasks).
+SQLITE_BUSY_TIMEOUT_S = float(os.environ.get("SQLITE_BUSY_TIMEOUT_S", "20"))
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        transaction_mode="IMMEDIATE",
+        timeout=SQLITE_BUSY_TIMEOUT_S,
+        init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    )
 # PostgreSQL in production: DATABASE_URL is a role that owns nothing, DATABASE_MIGRATE_URL the
 # same database as its owner; `manage.py migrate` logs in as the owner and then grants the
 # portal's role read-and-append on the audit trail (accounts.db_roles, docs/deployment.md).
@@ -170,6 +184,8 @@ MFA_REQUIRED_ROLES = env_list("MFA_REQUIRED_ROLES", "admin,doctor")
 # Idle: no request for this long ends the session. Absolute: no session outlives this.
 SESSION_IDLE_TIMEOUT_S = int(os.environ.get("SESSION_IDLE_TIMEOUT_S", str(30 * 60)))
 SESSION_ABSOLUTE_TIMEOUT_S = int(os.environ.get("SESSION_ABSOLUTE_TIMEOUT_S", str(12 * 3600)))
+# Pages warn this long before the idle log-out, with a button to stay signed in.
+SESSION_IDLE_WARNING_S = int(os.environ.get("SESSION_IDLE_WARNING_S", "60"))
 SESSION_COOKIE_AGE = SESSION_ABSOLUTE_TIMEOUT_S
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
@@ -379,6 +395,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(os.environ.get("DRIFT_WATCH_EVERY_S", str(7 * 24 * 3600))),
     },
 }
+
+# How often the dashboard's tiles and live queue refresh themselves, in seconds.
+DASHBOARD_REFRESH_S = float(os.environ.get("DASHBOARD_REFRESH_S", "10"))
 
 # The classifier the worker serves: ml/models/<version>, named by ml/models/CURRENT.
 ML_MODELS_ROOT = Path(os.environ.get("ML_MODELS_ROOT", BASE_DIR / "ml" / "models"))

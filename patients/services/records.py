@@ -27,6 +27,8 @@ PATIENT_FIELDS = (
 
 
 def _save(patient: Patient) -> Patient:
+    # Typed or pasted with a stray space: the same MRN (the model's format allows none).
+    patient.mrn = (patient.mrn or "").strip()
     # created_by is who registered the patient: empty for imported records or once that user
     # is gone, never something an edit must supply.
     patient.full_clean(exclude=["created_by"], validate_unique=False, validate_constraints=False)

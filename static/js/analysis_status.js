@@ -20,7 +20,11 @@
   }
 
   function poll() {
-    fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+    // A background request: polling is no sign of a person at the screen (accounts.middleware).
+    fetch(url, {
+      credentials: "same-origin",
+      headers: { "Accept": "application/json", "X-Portal-Background": "1" }
+    })
       .then(function (response) {
         if (!response.ok) { throw new Error("status " + response.status); }
         return response.json();

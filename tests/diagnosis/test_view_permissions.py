@@ -38,6 +38,9 @@ class Page:
 
 PAGES = [
     Page("diagnosis:dashboard"),
+    Page("diagnosis:dashboard_live"),
+    Page("diagnosis:analysis_list"),
+    Page("diagnosis:analysis_list", query="?show=failed"),
     Page("patients:list"),
     Page("patients:create"),
     Page("patients:detail", ("patient",)),

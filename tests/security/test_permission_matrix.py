@@ -29,6 +29,8 @@ CLINICIANS = frozenset({ADMIN, DOCTOR})
 # Who may use each URL (by its name), within their own clinic.
 ACCESS: dict[str, frozenset[str]] = {
     "diagnosis:dashboard": EVERYONE,
+    "diagnosis:dashboard_live": EVERYONE,
+    "diagnosis:analysis_list": EVERYONE,
     "diagnosis:lesion_create": EVERYONE,
     "diagnosis:upload": EVERYONE,
     "diagnosis:lesion_detail": EVERYONE,
@@ -105,12 +107,13 @@ PUBLIC = {
     "api:schema": "API description, no data",
     "api:docs": "API description viewer",
     "api:redoc": "API description viewer",
+    "favicon": "the portal's icon",
     # Load balancers and monitoring ask it: database reachable, beat alive; no data.
 }
 
 # Not part of the matrix: other access rules, tested where they live.
 SKIPPED_PREFIXES = (
-    "admin/",  # Django admin: is_staff only, Django's own checks
+    "admin/",  # the Django admin: its own matrix, tests/security/test_admin_matrix.py
     "accounts/",  # allauth log-in, log-out, password and MFA pages: for anonymous visitors
     "api/v1/auth/",  # apps' JWT sign-in, anonymous by design: tests/api/test_jwt.py
     "static/",

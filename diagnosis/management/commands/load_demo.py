@@ -15,6 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from accounts.mfa import mfa_required_for
 from accounts.models import Clinic, Role, User
 from diagnosis.models import DermoscopicImage, Lesion
 from diagnosis.services import image_upload, lesion_create
@@ -111,4 +112,14 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"  Log in with (password for all three: {password}):")
         for email, _, role in USERS:
-            self.stdout.write(f"    {Role(role).label:<13} {email}")
+            needs = " (two-factor authentication)" if mfa_required_for(users[role]) else ""
+            self.stdout.write(f"    {Role(role).label:<13} {email}{needs}")
+        if any(mfa_required_for(user) for user in users.values()):
+            self.stdout.write(
+                "  Those marked set up two-factor authentication at their first log-in, as in\n"
+                "  production: scan the QR code with an authenticator app, or without a phone\n"
+                "  copy the secret shown under it and run\n"
+                "    .venv/bin/python manage.py totp_code <secret>\n"
+                "  for the code to type. At later log-ins:\n"
+                "    .venv/bin/python manage.py totp_code --email <their e-mail>"
+            )
