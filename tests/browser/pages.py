@@ -29,11 +29,22 @@ def log_in(browser, base_url: str, email: str, password: str = factories.PASSWOR
 
 def click_and_wait(browser, element) -> None:
     """Click, then wait until the old page is gone (its elements go stale)."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
+    def gone(_browser) -> bool:
+        # Chromium sometimes reports a detached node as an inspector error ("Node with given
+        # id does not belong to the document") instead of a stale reference: gone all the same.
+        try:
+            return expected_conditions.staleness_of(element)(_browser)
+        except WebDriverException as error:
+            if "does not belong to the document" in str(error):
+                return True
+            raise
+
     element.click()
-    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(element))
+    WebDriverWait(browser, 10).until(gone)
 
 
 def set_date(browser, element, iso: str) -> None:
