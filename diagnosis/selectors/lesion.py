@@ -62,6 +62,9 @@ class TimelineEntry:
     signed_review: Review | None  # the current signed version
     has_draft: bool
     covering_review: Review | None  # the review of another image that covers this one
+    # Earlier results of the same image (a re-analysis with a newer model keeps them), newest
+    # first: the lesion page lists them beside the current one.
+    earlier: tuple[Analysis, ...] = ()
 
     @property
     def level(self) -> str:
@@ -170,6 +173,7 @@ def _entries(images: list[DermoscopicImage]) -> list[TimelineEntry]:
                 signed_review=max(signed, key=lambda r: r.version) if signed else None,
                 has_draft=any(not r.is_signed for r in reviews),
                 covering_review=analysis.covered_by if analysis is not None else None,
+                earlier=tuple(reversed(analyses[:-1])),
             )
         )
     return entries

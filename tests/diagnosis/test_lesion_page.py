@@ -267,3 +267,16 @@ def test_comparison_never_shows_an_image_of_another_lesion(staff_client, patient
 
     assert f'data-image="{stranger.image_id}"' not in body
     assert f'data-image="{mine[0].image_id}"' in body and f'data-image="{mine[1].image_id}"' in body
+
+
+def test_a_re_analysed_image_shows_its_earlier_result_and_both_model_versions(staff_client, lesion):
+    """Issue 16: re-analysis with a newer model keeps the earlier result; the lesion page
+    shows both, each with the model that made it."""
+    first = result(lesion, "routine", when=at(3))
+    second = factories.DoneAnalysisFactory(image=first.image, model_version="ham10000-new-v3")
+
+    body = staff_client.get(reverse("diagnosis:lesion_detail", args=[lesion.pk])).content.decode()
+
+    assert f'data-analysis="{second.pk}"' in body
+    assert f'data-earlier="{first.pk}"' in body
+    assert "ham10000-new-v3" in body and first.model_version in body
