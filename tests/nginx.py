@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import ssl
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import pytest
 from django.conf import settings
 
 from tests.s3 import free_port
+from tests.web import stop_process_group
 from tests.worker import REPO_ROOT, test_database_url
 
 UNVERIFIED = ssl._create_unverified_context()  # noqa: S323 - our own self-signed certificate
@@ -93,12 +93,7 @@ def nginx_in_front(*, env: dict[str, str] | None = None, timeout: float = 90) ->
         _wait_healthy(site, process, log, timeout)
         yield site
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        stop_process_group(process)
         shutil.rmtree(run_dir, ignore_errors=True)
 
 

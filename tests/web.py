@@ -61,14 +61,19 @@ def gunicorn_server(
         _wait_healthy(base_url, process, Path(log.name), ready_timeout)
         yield base_url
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        stop_process_group(process)
         log.close()
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    """SIGTERM a server started in its own process group, then SIGKILL after 30 s."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def _wait_healthy(base_url: str, process, log: Path, timeout: float) -> None:
