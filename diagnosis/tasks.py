@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import OperationalError
 
 from diagnosis import services
+from diagnosis.models import AnalysisStatus
 from diagnosis.models.housekeeping import SWEEP
 from melanoma_portal import metrics
 
@@ -102,7 +103,7 @@ def _observe(analysis) -> None:
         )
     if "queue_wait" in timings:
         metrics.QUEUE_WAIT.observe(timings["queue_wait"] / 1000)
-    if analysis is not None and analysis.status == "not_analysed":
+    if analysis is not None and analysis.status == AnalysisStatus.NOT_ANALYSED:
         metrics.GATE_REJECTIONS.labels(reason=analysis.gate_reason).inc()
 
 

@@ -332,8 +332,8 @@ class Classifier:
         if metadata is None and self.uses_metadata:
             metadata = self.metadata_tensor(None, batch.shape[0])
         if self.runner is not None:
-            vectors = metadata if metadata is not None else self.metadata_tensor(None, len(batch))
-            vectors = vectors if vectors is not None else torch.zeros(len(batch), meta.N_FEATURES)
+            # An image-only graph has no metadata input; the runner feeds only what it has.
+            vectors = metadata if metadata is not None else torch.zeros(len(batch), meta.N_FEATURES)
             return self.runner.logits(batch.numpy(), vectors.numpy(), self.tta or 1)
         with self._lock, torch.inference_mode():
             return forward_logits(self.model, batch, self.tta, metadata).numpy()

@@ -9,6 +9,7 @@ import pytest
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
+from diagnosis.models import AnalysisStatus
 from melanoma_portal.pages import FALLBACK_500, server_error
 from tests import factories
 
@@ -157,3 +158,17 @@ def test_favicon(client, staff):
     assert icon.status_code == 200 and icon["Content-Type"] == "image/x-icon"
     assert icon.content[:4] == b"\x00\x00\x01\x00"  # the ICO format's signature
     assert 'rel="icon"' in page
+
+
+def test_a_filtered_list_keeps_its_filter_on_the_next_page(client, staff, lesion):
+    """The shared pagination include carries the list's filter (show=failed) into its links."""
+    for _ in range(26):
+        factories.AnalysisFactory(
+            image__lesion=lesion, status=AnalysisStatus.FAILED, failure_reason="x"
+        )
+    client.force_login(staff)
+
+    body = client.get(reverse("diagnosis:analysis_list") + "?show=failed").content.decode()
+
+    assert "Page 1 of 2" in body
+    assert 'href="?show=failed&amp;page=2"' in body
