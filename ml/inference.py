@@ -18,13 +18,8 @@ Celery processes on a small machine from fighting over cores.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import threading
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,53 +27,57 @@ import torch
 from PIL import Image
 
 from ml import metadata as meta
-from ml.calibration import RiskThresholds
-from ml.classes import CLASSES, MELANOMA_INDEX, class_index
+from ml.classes import class_index
 from ml.gradcam import cam_to_image, grad_cam, overlay
 from ml.imaging import WORKING_MAX_PIXELS, working_copy
-from ml.preprocessing import PreprocessConfig, to_model_input
-from ml.runtimes import OnnxRunner, file_sha256, normalised_cam
-from ml.selection import calibrate
-from ml.triage import Triage, TriageThresholds, triage
+from ml.onnx_serving import measured_file, onnx_runner, servable_form
+from ml.preprocessing import to_model_input
+from ml.runtimes import RUNTIMES, OnnxRunner, file_sha256, normalised_cam
 
-MODELS_ROOT = Path(__file__).resolve().parent / "models"
-CURRENT_FILE = "CURRENT"
-CARD_FILE = "card.json"
-WEIGHTS_FILE = "weights.pt"
-THREADS_ENV = "ML_TORCH_THREADS"
-DEFAULT_THREADS = 1
-BATCH_SIZE = 32
-MAX_FORWARD_BATCH = 32
-# The order of tta_views; the card lists the names of the views a model is served with.
-TTA_VIEWS: tuple[str, ...] = ("identity", "hflip", "vflip", "rot180")
-# The eight symmetries of the square (v2 cards): the four above, then their transposes.
-DIHEDRAL_VIEWS: tuple[str, ...] = (
-    *TTA_VIEWS,
-    "transpose",
-    "rot90",
-    "rot270",
-    "antitranspose",
+# What a served model shares with the torch-free runtimes lives in ml.served; these names have
+# always been imported from here, so here they stay.
+from ml.served import (
+    BATCH_SIZE,
+    CARD_FILE,
+    CURRENT_FILE,
+    DEFAULT_THREADS,
+    DIHEDRAL_VIEWS,
+    MODELS_ROOT,
+    THREADS_ENV,
+    TTA_VIEWS,
+    WEIGHTS_FILE,
+    CardModel,
+    ClassifierNotInstalled,
+    Prediction,
+    current_model_dir,
+    preprocess_config,
+    read_card,
+    resolve_threads,
 )
+from ml.torch_runtimes import TorchRunner
 
+__all__ = [
+    "BATCH_SIZE",
+    "CARD_FILE",
+    "CURRENT_FILE",
+    "DEFAULT_THREADS",
+    "DIHEDRAL_VIEWS",
+    "MAX_FORWARD_BATCH",
+    "MODELS_ROOT",
+    "THREADS_ENV",
+    "TTA_VIEWS",
+    "WEIGHTS_FILE",
+    "Classifier",
+    "ClassifierNotInstalled",
+    "Prediction",
+    "build_network",
+    "forward_logits",
+    "preprocess_config",
+    "read_card",
+    "tta_views",
+]
 
-@dataclass(frozen=True)
-class Prediction:
-    probabilities: dict[str, float]  # calibrated, the 7 class codes of ml.classes.CLASSES, sum 1
-    top_class: str
-    melanoma_probability: float
-    risk_tier: str  # "low" | "moderate" | "high"
-    model_version: str
-    timings_ms: dict[str, float]  # {"preprocess": .., "inference": ..}
-    # Which of age/sex/site the model read ((): image only, by choice or because none known).
-    metadata_used: tuple[str, ...] = ()
-    # The clinical triage (ml.triage) when the card has triage thresholds (v2); None for a
-    # model without them (v1), whose results carry the melanoma risk tier alone.
-    triage: Triage | None = None
-
-
-class ClassifierNotInstalled(Exception):
-    """No exported model where the portal looked: the portal shows 'analysis unavailable'
-    instead of failing, and the message names the path so an operator knows what to fix."""
+MAX_FORWARD_BATCH = 32
 
 
 def tta_views(batch: torch.Tensor, views: int = len(TTA_VIEWS)) -> list[torch.Tensor]:
@@ -144,25 +143,6 @@ def forward_logits(
     return torch.cat(parts)
 
 
-def _resolve_threads(threads: int | None) -> int:
-    if threads is None:
-        threads = int(os.environ.get(THREADS_ENV, DEFAULT_THREADS))
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
-    return threads
-
-
-def read_card(model_dir: Path) -> dict:
-    """The model card of a model directory; ClassifierNotInstalled if it or the weights
-    are missing."""
-    card_path, weights_path = model_dir / CARD_FILE, model_dir / WEIGHTS_FILE
-    for path in (card_path, weights_path):
-        if not path.is_file():
-            raise ClassifierNotInstalled(f"no classifier installed: {path} not found")
-    with open(card_path) as handle:
-        return json.load(handle)
-
-
 def build_network(card: dict) -> torch.nn.Module:
     """The card's network, untrained: v1 cards name a timm architecture; v2 cards
     (`"network": "lesionnet"`) a LesionNet with or without its metadata branch, or
@@ -187,39 +167,22 @@ def build_network(card: dict) -> torch.nn.Module:
     )
 
 
-def _onnx_runner(model_dir: Path, card: dict, runtime: str, threads: int) -> OnnxRunner:
-    """The card's ONNX form of the network, refused unless export measured it as servable and
-    the file is the one measured."""
-    entry = card.get("runtimes", {}).get(runtime)
-    if entry is None:
-        raise ValueError(f"{model_dir} has no {runtime} form; run python -m ml.runtimes")
-    if not entry.get("servable"):
-        raise ValueError(f"{runtime} of {model_dir} failed its parity check: {entry['parity']}")
-    path = model_dir / entry["file"]
-    if not path.is_file() or file_sha256(path) != entry["sha256"]:
-        raise ValueError(f"{path} is missing or is not the file the card measured")
-    return OnnxRunner(path, threads)
+def _runner(
+    model_dir: Path, card: dict, runtime: str, threads: int, model: torch.nn.Module
+) -> OnnxRunner | TorchRunner:
+    """The card's accelerated form of the network, refused unless export measured it as
+    servable and (for a shipped file) the file is the one measured."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}; the runtimes are {', '.join(RUNTIMES)}")
+    if runtime in ("onnx-fp32", "onnx-int8"):
+        return onnx_runner(model_dir, card, runtime, threads)
+    entry = servable_form(model_dir, card, runtime)
+    if runtime == "torch-compile":
+        return TorchRunner.compiled(model)
+    return TorchRunner.int8(measured_file(model_dir, entry))
 
 
-def preprocess_config(card: dict) -> PreprocessConfig:
-    """The card's preprocessing as a PreprocessConfig, refusing a card whose recorded
-    preprocessing this code would not reproduce exactly."""
-    recorded = card["preprocessing"]
-    config = PreprocessConfig(
-        input_size=int(recorded["input_size"]),
-        crop_pct=float(recorded["crop_pct"]),
-        mean=tuple(recorded["mean"]),
-        std=tuple(recorded["std"]),
-    )
-    if config.as_dict() != recorded:
-        raise ValueError(
-            f"model card preprocessing {recorded} differs from what this code does "
-            f"{config.as_dict()}; re-export the model with this version of ml/"
-        )
-    return config
-
-
-class Classifier:
+class Classifier(CardModel):
     """An exported model, loaded once, in eval mode; predictions are calibrated."""
 
     def __init__(
@@ -228,42 +191,15 @@ class Classifier:
         card: dict,
         model_dir: Path,
         threads: int = DEFAULT_THREADS,
-        runner: OnnxRunner | None = None,
+        runner: OnnxRunner | TorchRunner | None = None,
     ) -> None:
-        if tuple(card["classes"]) != CLASSES:
-            raise ValueError(f"model classes {card['classes']} differ from ml.classes {CLASSES}")
+        super().__init__(card, model_dir, threads)
         self.model = model.eval().to(memory_format=torch.channels_last)
-        # An ONNX Runtime session (card `runtime` onnx-fp32 / onnx-int8) runs the network and
-        # the heatmap; the PyTorch network stays the reference it was checked against.
+        # An accelerated form (card `runtime`: torch-compile, torch-int8, onnx-fp32, onnx-int8)
+        # runs the network, and for ONNX the heatmap too; the PyTorch network stays the
+        # reference it was checked against and draws Grad-CAM for the torch forms.
         self.runner = runner
         self.runtime = "torch" if runner is None else card["runtime"]
-        self.card = card
-        self.version: str = card["version"]
-        self.model_dir = model_dir
-        self.threads = threads
-        self.config = preprocess_config(card)
-        self.temperature = float(card["temperature"])
-        # v2: bias-corrected temperature scaling (ml.selection); v1: temperature only.
-        bias = card.get("calibration_bias")
-        self.calibration_bias = np.asarray(bias, dtype=np.float64) if bias else None
-        self.thresholds = RiskThresholds(
-            moderate=float(card["thresholds"]["moderate"]), high=float(card["thresholds"]["high"])
-        )
-        # v2 cards: the triage of every skin cancer (ml.triage); v1 cards have none.
-        triage_card = card.get("triage") or {}
-        self.triage_thresholds = (
-            TriageThresholds(**{k: float(v) for k, v in triage_card["thresholds"].items()})
-            if triage_card.get("thresholds")
-            else None
-        )
-        tta = card.get("tta", False)
-        # v1 cards store a bool (four flips); v2 cards the number of views.
-        self.tta: int = len(TTA_VIEWS) if tta is True else int(tta or 0)
-        self.uses_metadata = bool(card.get("metadata", {}).get("used", False))
-        # v2: probabilities are calibrated; the shown top class is the balanced decision
-        # argmax(p / prior), which every class's recall counts in (card `decision`).
-        weights = card.get("decision", {}).get("class_weights")
-        self.decision_weights = np.asarray(weights, dtype=np.float64) if weights else None
         # Grad-CAM hooks the shared network; one request at a time on it.
         self._lock = threading.Lock()
 
@@ -278,16 +214,17 @@ class Classifier:
     ) -> Classifier:
         """Load `model_dir` (= ml/models/<version>). Raises ClassifierNotInstalled when its
         card or weights are missing, ValueError when the weights are not the ones the card
-        was written for. `runtime` overrides the card's (`torch`, `onnx-fp32`, `onnx-int8`;
-        default the card's `runtime`, else torch)."""
+        was written for, or when `runtime` failed its parity check or its file is not the one
+        measured. `runtime` overrides the card's (`torch`, `torch-compile`, `torch-int8`,
+        `onnx-fp32`, `onnx-int8`; default the card's `runtime`, else torch)."""
         model_dir = Path(model_dir)
         card = read_card(model_dir)
-        threads = _resolve_threads(threads)
+        threads = resolve_threads(threads)
         torch.set_num_threads(threads)
         weights_path = model_dir / WEIGHTS_FILE
         expected = card.get("weights_sha256")
         if expected:
-            actual = hashlib.sha256(weights_path.read_bytes()).hexdigest()
+            actual = file_sha256(weights_path)
             if actual != expected:
                 raise ValueError(
                     f"{weights_path} has sha256 {actual}, the card expects {expected}: "
@@ -299,7 +236,7 @@ class Classifier:
         runtime = runtime or card.get("runtime", "torch")
         runner = None
         if runtime != "torch":
-            runner = _onnx_runner(model_dir, card, runtime, threads)
+            runner = _runner(model_dir, card, runtime, threads, model)
             card = {**card, "runtime": runtime}
         classifier = cls(model, card, model_dir, threads, runner)
         if warm_up:
@@ -307,6 +244,10 @@ class Classifier:
             # not in the first patient's analysis.
             size = classifier.config.input_size
             classifier.predict_tensors(torch.zeros(1, 3, size, size))
+            if isinstance(runner, TorchRunner):
+                # torch.compile specialises on the first batch size and recompiles with a
+                # dynamic batch on the second: both at start-up, not in a patient's batch.
+                classifier.predict_tensors(torch.zeros(2, 3, size, size))
         return classifier
 
     @classmethod
@@ -318,14 +259,7 @@ class Classifier:
         warm_up: bool = True,
     ) -> Classifier:
         """Load the version named in `models_root/CURRENT` (default ml/models)."""
-        root = Path(models_root) if models_root is not None else MODELS_ROOT
-        current = root / CURRENT_FILE
-        if not current.is_file():
-            raise ClassifierNotInstalled(f"no classifier installed: {current} not found")
-        version = current.read_text().strip()
-        if not version:
-            raise ClassifierNotInstalled(f"no classifier installed: {current} is empty")
-        return cls.load(root / version, threads=threads, warm_up=warm_up)
+        return cls.load(current_model_dir(models_root), threads=threads, warm_up=warm_up)
 
     def forward(self, batch: torch.Tensor, metadata: torch.Tensor | None = None) -> np.ndarray:
         """Uncalibrated logits (n, 7) of a preprocessed batch through the served runtime."""
@@ -337,11 +271,6 @@ class Classifier:
             return self.runner.logits(batch.numpy(), vectors.numpy(), self.tta or 1)
         with self._lock, torch.inference_mode():
             return forward_logits(self.model, batch, self.tta, metadata).numpy()
-
-    def decide_all(self, probs: np.ndarray) -> np.ndarray:
-        """`decide` for every row of (n, 7) probabilities."""
-        weighted = probs if self.decision_weights is None else probs * self.decision_weights
-        return weighted.argmax(1)
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """(3, H, W) network input of one image, by the same function training used."""
@@ -364,76 +293,12 @@ class Classifier:
         self, batch: torch.Tensor, metadata: torch.Tensor | None = None
     ) -> np.ndarray:
         """Calibrated probabilities (n, 7) of an already preprocessed batch."""
-        return calibrate(self.forward(batch, metadata), self.temperature, self.calibration_bias)
+        return self.calibrated(self.forward(batch, metadata))
 
-    def decide(self, probs: np.ndarray) -> int:
-        """Index of the class shown as the result: argmax of the probabilities, or for a
-        card with balanced decision weights argmax(p * weight)."""
-        if self.decision_weights is None:
-            return int(probs.argmax())
-        return int((probs * self.decision_weights).argmax())
-
-    def _prediction(
-        self,
-        probs: np.ndarray,
-        timings_ms: dict[str, float],
-        record: meta.LesionMetadata | None = None,
-    ) -> Prediction:
-        # float64 softmax, so the rounded-to-Python floats still sum to 1 within 1e-12.
-        p_mel = float(probs[MELANOMA_INDEX])
-        used = record.present if (record is not None and self.uses_metadata) else ()
-        probabilities = {code: float(p) for code, p in zip(CLASSES, probs, strict=True)}
-        return Prediction(
-            probabilities=probabilities,
-            top_class=CLASSES[self.decide(probs)],
-            melanoma_probability=p_mel,
-            risk_tier=self.thresholds.tier(p_mel),
-            model_version=self.version,
-            timings_ms=timings_ms,
-            metadata_used=used,
-            triage=(
-                None
-                if self.triage_thresholds is None
-                else triage(probabilities, self.triage_thresholds)
-            ),
-        )
-
-    def predict(
-        self, image: Image.Image, metadata: meta.LesionMetadata | None = None
-    ) -> Prediction:
-        """One image of any size and mode to a calibrated prediction with its risk tier and,
-        for a card with triage thresholds, its triage; `metadata` (age, sex, site, any of them
-        unknown) is read by models that use it."""
-        return self.predict_batch([image], metadata=[metadata])[0]
-
-    def predict_batch(
-        self,
-        images: Sequence[Image.Image],
-        batch_size: int = BATCH_SIZE,
-        metadata: Sequence[meta.LesionMetadata | None] | None = None,
-    ) -> list[Prediction]:
-        """Predictions in input order. Each one's `preprocess` time is its own; `inference`
-        is its share of its batch's forward pass."""
-        if metadata is not None and len(metadata) != len(images):
-            raise ValueError(f"{len(metadata)} metadata records for {len(images)} images")
-        records = list(metadata) if metadata is not None else [None] * len(images)
-        predictions: list[Prediction] = []
-        for start in range(0, len(images), batch_size):
-            chunk = images[start : start + batch_size]
-            chunk_records = records[start : start + batch_size]
-            tensors, preprocess_ms = [], []
-            for image in chunk:
-                began = time.perf_counter()
-                tensors.append(self.preprocess(image))
-                preprocess_ms.append((time.perf_counter() - began) * 1000.0)
-            began = time.perf_counter()
-            vectors = self.metadata_tensor(chunk_records, len(chunk))
-            probs = self.predict_tensors(torch.stack(tensors), vectors)
-            inference_ms = (time.perf_counter() - began) * 1000.0 / len(chunk)
-            for row, prep, record in zip(probs, preprocess_ms, chunk_records, strict=True):
-                timings = {"preprocess": prep, "inference": inference_ms}
-                predictions.append(self._prediction(row, timings, record))
-        return predictions
+    def _probabilities(
+        self, inputs: list[torch.Tensor], records: list[meta.LesionMetadata | None]
+    ) -> np.ndarray:
+        return self.predict_tensors(torch.stack(inputs), self.metadata_tensor(records, len(inputs)))
 
     def heatmap(
         self, image: Image.Image, target: str, *, max_pixels: int = WORKING_MAX_PIXELS
@@ -449,7 +314,7 @@ class Classifier:
         index = class_index(target)
         picture = working_copy(image, max_pixels)
         rgb = self.preprocess(picture)
-        if self.runner is not None:
+        if isinstance(self.runner, OnnxRunner):
             vectors = torch.zeros(1, meta.N_FEATURES)  # CAMs read the image body only
             _, cams = self.runner.run(rgb[None].numpy(), vectors.numpy())
             full = cam_to_image(normalised_cam(cams[0], index), picture.size, self.config)

@@ -29,8 +29,8 @@ from PIL import Image
 
 from ml import metadata as meta
 from ml.classes import CLASSES, MELANOMA_INDEX
-from ml.inference import Classifier
 from ml.metrics import balanced_accuracy, roc_auc
+from ml.served import CardModel as Classifier  # any served runtime; no torch import
 from ml.triage import triage
 
 BOOTSTRAP_RESAMPLES = 1000

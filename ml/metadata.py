@@ -14,8 +14,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 SITE_GROUPS: tuple[str, ...] = (
     "head/neck",
@@ -109,10 +113,11 @@ def from_row(row: Mapping[str, object]) -> LesionMetadata:
     return parse(row.get("age"), row.get("sex"), site)
 
 
-def encode(meta: LesionMetadata | None) -> torch.Tensor:
-    """The fixed-length float vector the network's metadata branch reads."""
+def encode_array(meta: LesionMetadata | None) -> np.ndarray:
+    """The fixed-length float32 vector the network's metadata branch reads, without torch
+    (an ONNX runtime's worker never imports it)."""
     meta = meta or LesionMetadata()
-    vector = torch.zeros(N_FEATURES)
+    vector = np.zeros(N_FEATURES, dtype=np.float32)
     if meta.age is None:
         vector[1] = 1.0
     else:
@@ -130,9 +135,18 @@ def encode(meta: LesionMetadata | None) -> torch.Tensor:
     return vector
 
 
+def encode(meta: LesionMetadata | None) -> torch.Tensor:
+    """`encode_array` as the tensor the PyTorch network reads."""
+    import torch
+
+    return torch.from_numpy(encode_array(meta))
+
+
 def drop_fields(meta: LesionMetadata, p: float, generator: torch.Generator) -> LesionMetadata:
     """Each field independently forgotten with probability p: training with this teaches
     the network to predict from whatever part of the record a clinic filled in."""
+    import torch
+
     if p <= 0:
         return meta
     keep = (torch.rand(3, generator=generator) >= p).tolist()

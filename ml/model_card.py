@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from ml.classes import CLASS_NAMES, CLASSES
-from ml.inference import CARD_FILE, CURRENT_FILE, MODELS_ROOT
+from ml.served import CARD_FILE, CURRENT_FILE, MODELS_ROOT
 
 ML_DIR = Path(__file__).resolve().parent
 STATIC = ML_DIR / "model_card" / "static.md"

@@ -13,11 +13,11 @@ non-dermoscopic images it is measured against, so its rejection rate is an hones
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.covariance import LedoitWolf
 
 STATS_FILE = "gate.npz"
 
@@ -28,13 +28,27 @@ class MahalanobisModel:
     precision: np.ndarray  # (features, features)
 
     def score(self, features: np.ndarray) -> np.ndarray:
-        """Smallest squared Mahalanobis distance to a class mean, per row; larger = stranger."""
+        """Smallest squared Mahalanobis distance to a class mean, per row; larger = stranger.
+
+        (x - m) P (x - m) written out as x P x - 2 x P m + m P m: one matrix product of the
+        images with P for all classes at once (BLAS), where a per-class einsum looped in plain
+        C (about 14 ms an image, more than the feature network). Equal to float64 rounding."""
         x = np.asarray(features, dtype=np.float64)
-        out = np.full(len(x), np.inf)
-        for mean in self.means:
-            d = x - mean
-            out = np.minimum(out, np.einsum("ij,jk,ik->i", d, self.precision, d))
-        return out
+        projected = x @ self.precision
+        squared = (
+            (projected * x).sum(axis=1)[:, None]
+            - 2.0 * x @ self._means_projected.T
+            + self._means_norms[None, :]
+        )
+        return squared.min(axis=1)
+
+    @functools.cached_property
+    def _means_projected(self) -> np.ndarray:
+        return self.means @ self.precision  # P is symmetric: m P = (P m)^T
+
+    @functools.cached_property
+    def _means_norms(self) -> np.ndarray:
+        return (self._means_projected * self.means).sum(axis=1)
 
     def save(self, model_dir: Path) -> Path:
         path = model_dir / STATS_FILE
@@ -51,6 +65,9 @@ class MahalanobisModel:
 
 def fit(features: np.ndarray, labels: np.ndarray) -> MahalanobisModel:
     """Class means and the shrunk shared covariance of the class-centred features."""
+    # Imported here: a worker only scores, and scikit-learn costs it memory and start-up time.
+    from sklearn.covariance import LedoitWolf
+
     x = np.asarray(features, dtype=np.float64)
     y = np.asarray(labels)
     classes = np.unique(y)

@@ -7,44 +7,27 @@ inputs at serving time that were prepared differently from the ones it learned o
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import torch
 from PIL import Image
 from torchvision.transforms import v2
 from torchvision.transforms.functional import InterpolationMode
 
 from ml.imaging import load_rgb
+from ml.preprocess_config import CROP_PCT, MEAN, STD, PreprocessConfig
 
-# The ImageNet weights of EfficientNet-Lite were trained on inputs scaled to [-1, 1].
-MEAN: tuple[float, float, float] = (0.5, 0.5, 0.5)
-STD: tuple[float, float, float] = (0.5, 0.5, 0.5)
-CROP_PCT: float = 0.875
+# PreprocessConfig lives in ml.preprocess_config (torch-free); its old home still names it.
+__all__ = [
+    "CROP_PCT",
+    "INTERPOLATION",
+    "MEAN",
+    "STD",
+    "PreprocessConfig",
+    "eval_transform",
+    "to_model_input",
+    "train_transform",
+]
+
 INTERPOLATION = InterpolationMode.BICUBIC
-
-
-@dataclass(frozen=True)
-class PreprocessConfig:
-    input_size: int = 192
-    crop_pct: float = CROP_PCT
-    mean: tuple[float, float, float] = MEAN
-    std: tuple[float, float, float] = STD
-
-    @property
-    def resize_to(self) -> int:
-        """Short side before the centre crop, as timm computes it from crop_pct."""
-        return math.floor(self.input_size / self.crop_pct)
-
-    def as_dict(self) -> dict:
-        return {
-            "input_size": self.input_size,
-            "crop_pct": self.crop_pct,
-            "resize_short_side": self.resize_to,
-            "interpolation": "bicubic",
-            "mean": list(self.mean),
-            "std": list(self.std),
-        }
 
 
 def _to_tensor(config: PreprocessConfig) -> v2.Compose:

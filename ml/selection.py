@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.optimize import minimize
 
 from ml.calibration import softmax
 from ml.metrics import balanced_accuracy
@@ -51,6 +50,8 @@ def fit_bcts(logits: np.ndarray, labels: Sequence[int] | np.ndarray) -> tuple[fl
     def loss(params: np.ndarray) -> float:
         temperature, bias = np.exp(params[0]), params[1:] - params[1:].mean()
         return _nll(x, y, temperature, bias) + 1e-3 * float(bias @ bias)
+
+    from scipy.optimize import minimize  # fitting only; serving calibrates without it
 
     result = minimize(loss, np.zeros(k + 1), method="L-BFGS-B")
     temperature = float(np.exp(result.x[0]))

@@ -16,7 +16,6 @@ that says which file or field and what to do, when:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -25,9 +24,11 @@ from pathlib import Path
 from PIL import Image
 
 from ml.classes import CLASSES
-from ml.inference import CARD_FILE, WEIGHTS_FILE, Classifier, preprocess_config
+from ml.runtimes import file_sha256
+from ml.served import CARD_FILE, WEIGHTS_FILE, preprocess_config
 
 GATE_FILE = "gate.json"
+__all__ = ["ModelDirectoryRefused", "VerifiedModel", "file_sha256", "verify_model_dir"]
 
 
 class ModelDirectoryRefused(ValueError):
@@ -43,14 +44,6 @@ class VerifiedModel:
     @property
     def version(self) -> str:
         return self.card["version"]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_card(path: Path) -> dict:
@@ -117,7 +110,9 @@ def _check_checksums(path: Path, card: dict, checksums: dict[str, str]) -> None:
             "(or the file was damaged in the copy)."
         )
     for runtime, entry in (card.get("runtimes") or {}).items():
-        name = entry.get("file", "")
+        if "file" not in entry:
+            continue  # built at load (torch-compile): nothing shipped, nothing to check
+        name = entry["file"]
         if name not in checksums:
             raise ModelDirectoryRefused(f"The card's {runtime} form {name!r} is not in {path}.")
         if checksums[name] != entry.get("sha256"):
@@ -137,9 +132,16 @@ def _check_checksums(path: Path, card: dict, checksums: dict[str, str]) -> None:
             )
 
 
-def _check_loads(path: Path, card: dict) -> None:
+def _check_loads(path: Path, card: dict, runtime: str) -> None:
     try:
-        classifier = Classifier.load(path, warm_up=False, runtime="torch")
+        if runtime == "torch":
+            from ml.inference import Classifier
+
+            classifier = Classifier.load(path, warm_up=False, runtime="torch")
+        else:
+            from ml.onnx_serving import OnnxClassifier
+
+            classifier = OnnxClassifier.load(path, runtime=runtime, warm_up=False)
         prediction = classifier.predict(Image.new("RGB", (64, 64), (180, 120, 100)))
     except Exception as error:  # noqa: BLE001 - any failure here is a refusal, in words
         raise ModelDirectoryRefused(
@@ -155,8 +157,14 @@ def _check_loads(path: Path, card: dict) -> None:
         )
 
 
-def verify_model_dir(path: Path) -> VerifiedModel:
-    """The directory's card and checksums; ModelDirectoryRefused when it does not match."""
+def verify_model_dir(path: Path, *, runtime: str | None = "torch") -> VerifiedModel:
+    """The directory's card and checksums; ModelDirectoryRefused when it does not match.
+
+    `runtime` is the form that must load and give probabilities: the PyTorch network by
+    default; a worker serving an ONNX form checks that form instead (its checksum, and the
+    weights' it was measured against, are checked either way), so it never imports torch.
+    None checks files and card only: the load is then checked by whichever process serves
+    the version (a torch-free worker registering a directory that has no ONNX form)."""
     path = Path(path)
     card = _read_card(path)
     _check_classes(card)
@@ -167,5 +175,6 @@ def verify_model_dir(path: Path) -> VerifiedModel:
         if entry.is_file() and not entry.name.startswith(".")
     }
     _check_checksums(path, card, checksums)
-    _check_loads(path, card)
+    if runtime is not None:
+        _check_loads(path, card, runtime)
     return VerifiedModel(path, card, checksums)

@@ -35,3 +35,18 @@ def test_the_fitted_statistics_survive_a_save_and_load(tmp_path):
 
     probe = rng.normal(0, 3, size=(5, 32))
     np.testing.assert_allclose(loaded.score(probe), model.score(probe), rtol=1e-4)
+
+
+def test_the_score_is_the_smallest_squared_mahalanobis_distance_written_out():
+    """The matrix-product form gives, to float64 rounding, (x - mean) P (x - mean) of the
+    nearest class, computed here one image and one class at a time."""
+    rng = np.random.default_rng(2)
+    features, labels, _ = _clusters(rng)
+    model = fit(features, labels)
+    probe = rng.normal(0, 3, size=(7, 32))
+
+    expected = [
+        min(float((x - mean) @ model.precision @ (x - mean)) for mean in model.means) for x in probe
+    ]
+
+    np.testing.assert_allclose(model.score(probe), expected, rtol=1e-10)

@@ -85,6 +85,13 @@ def test_an_onnx_form_that_is_not_the_file_measured_is_refused(copy):
         verify_model_dir(copy)
 
 
+def test_a_form_built_at_load_has_no_file_to_check(copy):
+    parity = {"top1_agreement": 1.0}
+    _edit_card(copy, runtimes={"torch-compile": {"servable": True, "parity": parity}})
+
+    assert verify_model_dir(copy).card["runtimes"]["torch-compile"]["servable"]
+
+
 def test_an_image_gate_fitted_for_another_version_is_refused(copy):
     (copy / "gate.json").write_text(json.dumps({"version": "some-other-model"}))
 
