@@ -75,7 +75,7 @@ class DermoscopicImageAdmin(ClinicScopedAdmin):
 
 @admin.register(Analysis)
 class AnalysisAdmin(ClinicScopedAdmin):
-    clinic_lookup = "image__lesion__patient__clinic_id"
+    clinic_lookup = "clinic_id"
     list_display = ("id", "status", "top_class", "risk_tier", "model_version", "queued_at")
     list_filter = ("status", "risk_tier", "top_class", "model_version")
     search_fields = ("image__lesion__patient__mrn",)
@@ -90,7 +90,7 @@ class AnalysisAdmin(ClinicScopedAdmin):
 
 @admin.register(Review)
 class ReviewAdmin(ClinicScopedAdmin):
-    clinic_lookup = "analysis__image__lesion__patient__clinic_id"
+    clinic_lookup = "analysis__clinic_id"
     list_display = (
         "id",
         "analysis",

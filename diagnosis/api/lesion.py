@@ -30,6 +30,7 @@ from diagnosis.selectors.lesion import lesion_get, lesion_list, lesion_timeline
 from diagnosis.services.image import DuplicateImage, image_upload
 from diagnosis.services.lesion import lesion_create
 from melanoma_portal.api_errors import error_body, parse_id
+from melanoma_portal.throttling import UploadRateThrottle
 from patients.selectors import patient_get
 
 
@@ -279,6 +280,7 @@ class LesionViewSet(viewsets.GenericViewSet):
         methods=["post"],
         url_path="images",
         parser_classes=[MultiPartParser, FormParser],
+        throttle_classes=[UploadRateThrottle],  # the `upload` rate, in place of `user`
     )
     def images(self, request: Request, pk: str) -> Response:
         lesion = lesion_get(user=request.user, lesion_id=parse_id(pk, "lesion"))

@@ -46,6 +46,17 @@ class TriageLevel(models.TextChoices):
 
 class Analysis(models.Model):
     image = models.ForeignKey(DermoscopicImage, on_delete=models.CASCADE, related_name="analyses")
+    # The clinic of the image's patient, copied when the analysis is made (a patient never
+    # changes clinic). Every list of a clinic's analyses filters on it: through the image,
+    # lesion and patient it is three joins away, where no index of this table can serve it,
+    # and each dashboard tile then walked all of the clinic's analyses (bench/pages.py).
+    clinic = models.ForeignKey(
+        "accounts.Clinic",
+        on_delete=models.PROTECT,
+        related_name="+",
+        editable=False,
+        db_index=False,  # the indexes below lead with it
+    )
     status = models.CharField(
         max_length=20, choices=AnalysisStatus.choices, default=AnalysisStatus.QUEUED, db_index=True
     )
@@ -53,6 +64,11 @@ class Analysis(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # While running: the analysis whose task claimed this one and runs it in its batch
+    # (diagnosis.services.batch). A delivery of this analysis's own task that finds it running
+    # in another's batch leaves it alone; one that finds it claimed by itself knows that its
+    # earlier delivery died mid-run. A plain id, not a key: it only names a task's claim.
+    batch_lead = models.BigIntegerField(null=True, blank=True)
     failure_reason = models.TextField(blank=True)
 
     probabilities = models.JSONField(null=True, blank=True)
@@ -103,6 +119,12 @@ class Analysis(models.Model):
     class Meta:
         ordering = ["-queued_at", "-id"]
         verbose_name_plural = "analyses"
+        # What the query plans of the clinic's pages asked for at 100,000 analyses
+        # (bench/pages.py --explain; diagnosis/migrations/0012_analysis_clinic.py says which).
+        indexes = [
+            models.Index(fields=["clinic", "-queued_at", "-id"], name="analysis_clinic_newest"),
+            models.Index(fields=["clinic", "status", "queued_at"], name="analysis_clinic_status"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=~models.Q(status="done")
@@ -141,6 +163,16 @@ class Analysis(models.Model):
 
     def __str__(self) -> str:
         return f"Analysis {self.pk} ({self.status})"
+
+    def save(self, *args, **kwargs) -> None:
+        # The services pass the clinic they already hold; anyone else gets it looked up.
+        if self.clinic_id is None and self.image_id is not None:
+            self.clinic_id = (
+                DermoscopicImage.objects.filter(pk=self.image_id)
+                .values_list("lesion__patient__clinic_id", flat=True)
+                .get()
+            )
+        super().save(*args, **kwargs)
 
     @property
     def audit_patient_id(self) -> int:

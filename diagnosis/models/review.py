@@ -83,6 +83,20 @@ class Review(models.Model):
 
     class Meta:
         ordering = ["analysis_id", "-version"]
+        # Signed reviews are what the worklist, the dashboard's tiles and the API read: what
+        # their plans asked for at 84,000 reviews (diagnosis/migrations/0013).
+        indexes = [
+            models.Index(
+                fields=["analysis"],
+                condition=models.Q(signed_at__isnull=False),
+                name="review_signed_analysis",
+            ),
+            models.Index(
+                fields=["-signed_at", "-id"],
+                condition=models.Q(signed_at__isnull=False),
+                name="review_signed_newest",
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["analysis", "version"], name="review_unique_version_per_analysis"

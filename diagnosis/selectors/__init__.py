@@ -10,6 +10,7 @@ from diagnosis.selectors.analysis import (
     high_risk_awaiting_review,
     live_queue,
     queue_position,
+    queue_positions,
 )
 from diagnosis.selectors.histopathology import (
     agreement_summary,
@@ -58,6 +59,7 @@ __all__ = [
     "overdue_referral_count",
     "patient_lesion_marks",
     "queue_position",
+    "queue_positions",
     "referral_get",
     "referral_list",
     "referrals_for_analysis",

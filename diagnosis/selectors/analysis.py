@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 from django.http import Http404
 from django.utils import timezone
 
@@ -38,7 +38,7 @@ def analysis_list(*, user: User) -> QuerySet[Analysis]:
     """The clinic's analyses with what a list row shows, in one query."""
     if not is_clinic_member(user):
         return Analysis.objects.none()
-    return Analysis.objects.filter(image__lesion__patient__clinic_id=user.clinic_id).select_related(
+    return Analysis.objects.filter(clinic_id=user.clinic_id).select_related(
         "image__lesion__patient", "image__uploaded_by"
     )
 
@@ -59,12 +59,20 @@ def queue_position(*, analysis: Analysis) -> int | None:
 
     Counted over every clinic (workers are shared), which reveals only a number.
     """
-    if analysis.status != AnalysisStatus.QUEUED:
-        return None
-    ahead = Analysis.objects.filter(
-        status=AnalysisStatus.QUEUED, queued_at__lt=analysis.queued_at
-    ).count()
-    return ahead + 1
+    return queue_positions([analysis]).get(analysis.pk)
+
+
+def queue_positions(analyses: list[Analysis]) -> dict[int, int]:
+    """queue_position of each of `analyses` that is waiting, by id, in one query whatever
+    their number (the dashboard's queue shows twenty): a queued analysis's position is one
+    more than the number queued before it."""
+    waiting = [a for a in analyses if a.status == AnalysisStatus.QUEUED]
+    if not waiting:
+        return {}
+    ahead = Analysis.objects.filter(status=AnalysisStatus.QUEUED).aggregate(
+        **{str(a.pk): Count("pk", filter=Q(queued_at__lt=a.queued_at)) for a in waiting}
+    )
+    return {a.pk: ahead[str(a.pk)] + 1 for a in waiting}
 
 
 def live_queue(*, user: User) -> QuerySet[Analysis]:
@@ -75,32 +83,45 @@ def live_queue(*, user: User) -> QuerySet[Analysis]:
     )
 
 
+def _queued_on(day: datetime.date) -> Q:
+    """Queued on the clinic's local `day`, as a range of moments: `queued_at__date=day` casts
+    every row's timestamp to a date, which no index can serve."""
+    start, end = (
+        timezone.make_aware(datetime.datetime.combine(d, datetime.time.min))
+        for d in (day, day + datetime.timedelta(days=1))
+    )
+    return Q(queued_at__gte=start, queued_at__lt=end)
+
+
 def dashboard_counts(*, user: User, today: datetime.date | None = None) -> dict[str, int]:
     from patients.selectors import patient_list
 
     today = today or timezone.localdate()
-    analyses = analysis_list(user=user)
-    return {
-        "patients": patient_list(user=user).count(),
-        "analyses_today": analyses.filter(queued_at__date=today).count(),
-        "queued": analyses.filter(
-            status__in=[AnalysisStatus.QUEUED, AnalysisStatus.RUNNING]
-        ).count(),
-        "failed": analyses.filter(status=AnalysisStatus.FAILED).count(),
+    # Three queries for the six tiles: each count is the size of the list its tile opens
+    # (analyses_shown, awaiting_review), counted side by side over the same rows.
+    tiles = analysis_list(user=user).aggregate(
+        analyses_today=Count("pk", filter=_queued_on(today)),
+        queued=Count("pk", filter=Q(status__in=[AnalysisStatus.QUEUED, AnalysisStatus.RUNNING])),
+        failed=Count("pk", filter=Q(status=AnalysisStatus.FAILED)),
+    )
+    # Urgent results are among the not-routine ones (TRIAGE_SELECTIONS).
+    awaiting = awaiting_review(user=user, triage="not_routine").aggregate(
         # The tile keeps its key; since triage it counts urgent results (melanoma suspected).
-        "high_risk_awaiting_review": awaiting_review(user=user, triage="urgent").count(),
-        "not_routine_awaiting_review": awaiting_review(user=user, triage="not_routine").count(),
-    }
+        high_risk_awaiting_review=Count("pk", filter=TRIAGE_SELECTIONS["urgent"]),
+        not_routine_awaiting_review=Count("pk"),
+    )
+    return {"patients": patient_list(user=user).count(), **tiles, **awaiting}
 
 
-def awaiting_review(*, user: User, triage: str = "urgent") -> QuerySet[Analysis]:
+def awaiting_review(*, user: User, triage: str | None = "urgent") -> QuerySet[Analysis]:
     """Finished results that no doctor has signed a review of yet (nor covered by the review
     of their visit's latest image), at the triage `triage` names ("urgent" or "not_routine",
-    TRIAGE_SELECTIONS), most urgent then longest waiting first: what the dashboard's tile
-    counts and its list shows."""
+    TRIAGE_SELECTIONS; None: every level), most urgent then longest waiting first: what the
+    dashboard's tile counts and its list shows, and the worklist."""
+    at_triage = TRIAGE_SELECTIONS[triage] if triage is not None else Q()
     return (
         analysis_list(user=user)
-        .filter(TRIAGE_SELECTIONS[triage], status=AnalysisStatus.DONE, covered_by__isnull=True)
+        .filter(at_triage, status=AnalysisStatus.DONE, covered_by__isnull=True)
         .exclude(reviews__signed_at__isnull=False)
         .annotate(triage_rank=triage_rank())
         .order_by("triage_rank", "queued_at", "id")
@@ -129,7 +150,7 @@ def analyses_shown(
     first; exactly what dashboard_counts counts, so a tile's number and its list agree."""
     analyses = analysis_list(user=user).order_by("-queued_at", "-id")
     if show == "today":
-        return analyses.filter(queued_at__date=today or timezone.localdate())
+        return analyses.filter(_queued_on(today or timezone.localdate()))
     if show == "queued":
         return analyses.filter(status__in=[AnalysisStatus.QUEUED, AnalysisStatus.RUNNING])
     if show == "failed":

@@ -5,7 +5,7 @@ images, and the patient's lesions for the body map."""
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
@@ -127,7 +127,14 @@ class Timeline:
     lesion: Lesion
     entries: list[TimelineEntry]  # newest first
     histopathology: Histopathology | None
-    visits: list[Visit] = field(default_factory=list)  # newest first
+
+    @property
+    def visits(self) -> list[Visit]:
+        """The entries grouped by visit (the day the image was uploaded), newest first."""
+        days: dict[datetime.date, list[TimelineEntry]] = {}
+        for entry in self.entries:
+            days.setdefault(entry.visit_date, []).append(entry)
+        return [Visit(day=day, entries=items) for day, items in days.items()]
 
     @property
     def change(self) -> presentation.TriageChange | None:
@@ -197,15 +204,10 @@ def lesion_timeline(*, user: User, lesion_id: int) -> Timeline:
         )
         .order_by("-uploaded_at", "-pk")
     )
-    entries = _entries(images)
-    visits: dict[datetime.date, list[TimelineEntry]] = {}
-    for entry in entries:
-        visits.setdefault(entry.visit_date, []).append(entry)
     return Timeline(
         lesion=lesion,
-        entries=entries,
+        entries=_entries(images),
         histopathology=Histopathology.objects.filter(lesion=lesion).first(),
-        visits=[Visit(day=day, entries=items) for day, items in visits.items()],
     )
 
 

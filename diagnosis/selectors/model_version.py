@@ -402,9 +402,9 @@ def shadow_comparison(*, user: User) -> list[ShadowComparison]:
     results (counts only, no patient named). Two queries' worth of rows, one query."""
     if not is_clinic_member(user):
         return []
-    results = ShadowResult.objects.filter(
-        analysis__image__lesion__patient__clinic_id=user.clinic_id
-    ).select_related("analysis", "model_version")
+    results = ShadowResult.objects.filter(analysis__clinic_id=user.clinic_id).select_related(
+        "analysis", "model_version"
+    )
     return _compare(results)
 
 

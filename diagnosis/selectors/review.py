@@ -9,6 +9,7 @@ from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.permissions import is_clinic_member
 from diagnosis import presentation
 from diagnosis.models import (
     Analysis,
@@ -16,39 +17,33 @@ from diagnosis.models import (
     Lesion,
     Review,
 )
-from diagnosis.selectors.analysis import analysis_list, high_risk_awaiting_review, triage_rank
+from diagnosis.selectors.analysis import awaiting_review
 
 
-def worklist(*, user: User) -> QuerySet[Analysis]:
-    """Finished analyses of the clinic that no doctor has signed: urgent first, then soon,
-    then routine (a result from before triage by its melanoma risk tier: high with urgent,
-    moderate with soon, low with routine), and within a level the oldest first (longest
-    waiting).
+def worklist(*, user: User, triage: str | None = None) -> QuerySet[Analysis]:
+    """Finished analyses of the clinic that no doctor has signed (only those at `triage` when
+    given, as awaiting_review selects): urgent first, then soon, then routine (a result from
+    before triage by its melanoma risk tier: high with urgent, moderate with soon, low with
+    routine), and within a level the oldest first (longest waiting).
 
     Two queries whatever the length: the analyses with their image, lesion and patient, and
     their unsigned drafts (so the list can say "draft by Dr X"). Results covered by the signed
     review of their visit's latest image (review by lesion) are not on it.
     """
-    return (
-        analysis_list(user=user)
-        .filter(status=AnalysisStatus.DONE, covered_by__isnull=True)
-        .exclude(reviews__signed_at__isnull=False)
-        .annotate(triage_rank=triage_rank())
-        .order_by("triage_rank", "queued_at", "id")
-        .prefetch_related(
-            Prefetch(
-                "reviews",
-                queryset=Review.objects.filter(signed_at__isnull=True).select_related("author"),
-                to_attr="drafts",
-            )
+    return awaiting_review(user=user, triage=triage).prefetch_related(
+        Prefetch(
+            "reviews",
+            queryset=Review.objects.filter(signed_at__isnull=True).select_related("author"),
+            to_attr="drafts",
         )
     )
 
 
 def high_risk_worklist(*, user: User) -> QuerySet[Analysis]:
     """The worklist narrowed to exactly what the dashboard's "high risk awaiting review" tile
-    counts: the tile's own selector decides, so the number and the list cannot disagree."""
-    return worklist(user=user).filter(pk__in=high_risk_awaiting_review(user=user).values("pk"))
+    counts: the tile's own selection (high_risk_awaiting_review) decides, so the number and the
+    list cannot disagree."""
+    return worklist(user=user, triage="urgent")
 
 
 @dataclass(frozen=True)
@@ -85,12 +80,29 @@ class LesionGroup:
         return [a for a in self.older if a.image.visit_date == day and not a.drafts]
 
 
-def worklist_by_lesion(*, user: User, high_risk_only: bool = False) -> list[LesionGroup]:
+def worklist_lesions(*, user: User, high_risk_only: bool = False) -> tuple[list[int], int]:
+    """The ids of the lesions on the worklist in its order (each placed by its most urgent
+    waiting result, then the longest waiting) and how many results await review: one query
+    of two columns, so a page of the worklist fetches the rest for its own lesions only (a
+    clinic network's worklist holds hundreds of lesions)."""
+    analyses = high_risk_worklist(user=user) if high_risk_only else worklist(user=user)
+    rows = analyses.prefetch_related(None).values_list("image__lesion_id", flat=True)
+    lesion_ids = list(dict.fromkeys(rows))
+    return lesion_ids, len(rows)
+
+
+def worklist_by_lesion(
+    *, user: User, high_risk_only: bool = False, lesion_ids: list[int] | None = None
+) -> list[LesionGroup]:
     """The worklist grouped by lesion: one row per lesion, placed by its most urgent waiting
     result (then the longest waiting), showing its newest image first with the older ones
-    behind it, and whether the lesion's triage changed since the last visit. Three queries:
-    the worklist's two and the lesions' earlier results for the change."""
-    analyses = list(high_risk_worklist(user=user) if high_risk_only else worklist(user=user))
+    behind it, and whether the lesion's triage changed since the last visit; only the lesions
+    `lesion_ids` names (a page of worklist_lesions) when given. Three queries: the worklist's
+    two and the lesions' earlier results for the change."""
+    analyses = high_risk_worklist(user=user) if high_risk_only else worklist(user=user)
+    if lesion_ids is not None:
+        analyses = analyses.filter(image__lesion_id__in=lesion_ids)
+    analyses = list(analyses)
     groups: dict[int, list[Analysis]] = {}
     for analysis in analyses:  # most urgent, then longest waiting, first
         groups.setdefault(analysis.image.lesion_id, []).append(analysis)
@@ -146,6 +158,8 @@ def current_signed_review(*, analysis: Analysis) -> Review | None:
 def signed_reviews(*, user: User) -> QuerySet[Review]:
     """Signed reviews of the user's clinic's analyses. A draft is a doctor's work in progress,
     not a clinical statement, so the API never shows one."""
+    if not is_clinic_member(user):
+        return Review.objects.none()
     return Review.objects.filter(
-        analysis__in=analysis_list(user=user).values("pk"), signed_at__isnull=False
+        analysis__clinic_id=user.clinic_id, signed_at__isnull=False
     ).order_by("-signed_at", "-id")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
@@ -16,7 +17,7 @@ from accounts.decorators import clinic_role_required
 from accounts.models import Role
 from diagnosis import presentation
 from diagnosis.forms.review import ReviewAmendForm, ReviewForm
-from diagnosis.models import Analysis
+from diagnosis.models import Analysis, AnalysisStatus
 from diagnosis.selectors import analysis_get
 from diagnosis.selectors import review as review_selectors
 from diagnosis.selectors.similar import similar_cases
@@ -38,25 +39,36 @@ def _result_context(analysis: Analysis) -> dict:
     }
 
 
+# Lesions per page: a clinic network's worklist holds hundreds, and one page of all of them
+# took over a second to draw (bench/pages.py).
+WORKLIST_PAGE_SIZE = 25
+
+
 @clinic_role_required(Role.DOCTOR, Role.ADMIN)
 def worklist(request: HttpRequest) -> HttpResponse:
     """Results awaiting a doctor's sign-off, one row per lesion (its newest image first, then
     the older ones); ?show=high-risk keeps only those the dashboard's "high risk awaiting
     review" tile counts (the tile links here)."""
     high_risk = request.GET.get("show") == "high-risk"
-    groups = review_selectors.worklist_by_lesion(user=request.user, high_risk_only=high_risk)
-    count = sum(len(group.analyses) for group in groups)
+    lesion_ids, count = review_selectors.worklist_lesions(
+        user=request.user, high_risk_only=high_risk
+    )
+    page = Paginator(lesion_ids, WORKLIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    groups = review_selectors.worklist_by_lesion(
+        user=request.user, high_risk_only=high_risk, lesion_ids=list(page.object_list)
+    )
     audit_record(
         action="worklist.view",
         request=request,
         count=count,
         lesions=len(groups),
+        page=page.number,
         high_risk_only=high_risk,
     )
     return render(
         request,
         "diagnosis/worklist.html",
-        {"groups": groups, "count": count, "high_risk_only": high_risk},
+        {"groups": groups, "count": count, "high_risk_only": high_risk, "page": page},
     )
 
 
@@ -111,7 +123,7 @@ def review_edit(request: HttpRequest, analysis_id: int) -> HttpResponse:
         "versions": versions,
         "locked": locked,
         "similar": similar,
-        "show_similar": show_similar and analysis.status == "done",
+        "show_similar": show_similar and analysis.status == AnalysisStatus.DONE,
     }
     return render(request, "diagnosis/review_form.html", context, status=status)
 

@@ -87,6 +87,7 @@ def test_status_endpoint_reports_state_and_position_and_is_not_cached(staff_clie
         "status_display": "Queued",
         "queue_position": 1,
         "failure_reason": "",
+        "held": 0.0,
     }
     assert "no-cache" in response["Cache-Control"]
 
