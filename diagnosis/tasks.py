@@ -25,7 +25,7 @@ def load_classifier_at_start(**kwargs) -> None:
     starts: analyses then fail with a clear message, and a model installed later is picked up
     on the next task."""
     from diagnosis.classifier import get_gate
-    from ml.inference import ClassifierNotInstalled
+    from ml.served import ClassifierNotInstalled
 
     try:
         # The shipped versions join the model registry the first time a worker starts.
@@ -36,13 +36,14 @@ def load_classifier_at_start(**kwargs) -> None:
         get_gate()  # loads the classifier first
     except ClassifierNotInstalled:
         logger.warning("no classifier installed; analyses will fail until one is")
+    except ValueError as error:
+        # A runtime ML_RUNTIME forces that the card does not mark servable, or a file that is
+        # not the one measured: said once, in words, at start; each analysis then fails.
+        logger.error("the model cannot be served: %s", error)
 
 
 # Words for staff, never an exception's class name; the worker's log keeps the details.
-FAILED_UNEXPECTEDLY = (
-    "The analysis failed unexpectedly; press Retry to queue it again. If it fails again, "
-    "tell your administrator (the worker's log has the details)."
-)
+FAILED_UNEXPECTEDLY = services.FAILED_UNEXPECTEDLY
 DATABASE_BUSY = (
     "The database stayed busy, so the analysis could not be saved; press Retry to queue it again."
 )
@@ -69,9 +70,17 @@ def database_busy(error: BaseException) -> bool:
     max_retries=DATABASE_BUSY_RETRIES,
 )
 def analyse_image(self, analysis_id: int) -> str:
+    """Analyse this upload, together with up to ANALYSIS_BATCH_SIZE - 1 others waiting in the
+    queue (diagnosis.services.batch); their own tasks then find them done. The outcome is this
+    analysis's; each analysis of the batch is logged on its own line."""
     try:
-        analysis = services.analysis_run(analysis_id=analysis_id)
+        ran = services.analysis_run_batch(
+            analysis_id=analysis_id, batch_size=settings.ANALYSIS_BATCH_SIZE
+        )
     except SoftTimeLimitExceeded:
+        # The whole batch shares the task's time: the rest goes back to the queue (each is
+        # run again by its own task); this task's own analysis fails, as it always did.
+        services.analysis_release_batch(analysis_id=analysis_id)
         services.analysis_fail(
             analysis_id=analysis_id,
             reason="The analysis took too long and was stopped; press Retry to queue it again.",
@@ -82,28 +91,51 @@ def analyse_image(self, analysis_id: int) -> str:
             logger.warning("analysis %s: database busy, trying again (%s)", analysis_id, exc)
             raise self.retry(countdown=2 + 3 * self.request.retries) from exc
         logger.exception("analysis %s failed", analysis_id)
+        services.analysis_release_batch(analysis_id=analysis_id)
         services.analysis_fail(
             analysis_id=analysis_id,
             reason=DATABASE_BUSY if database_busy(exc) else FAILED_UNEXPECTEDLY,
         )
         return "failed"
-    _observe(analysis)
-    if analysis is not None:
-        _run_shadow(analysis_id)
-    return analysis.status if analysis is not None else "skipped"
+    if ran:
+        metrics.ANALYSIS_BATCH_SIZE.observe(len(ran))
+    for analysis in ran:
+        _observe(analysis)
+        _log_finished(analysis, lead=analysis_id, size=len(ran))
+    for analysis in ran:
+        _run_shadow(analysis.pk)
+    return ran[0].status if ran else "skipped"
+
+
+def _log_finished(analysis, *, lead: int, size: int) -> None:
+    """One line per analysis the batch finished: with several in one task, the task's own
+    line names only its lead (melanoma_portal.task_signals), so this one says which ran."""
+    logger.info(
+        "analysis %s %s (in a batch of %d led by %s)",
+        analysis.pk,
+        analysis.status,
+        size,
+        lead,
+        extra={
+            "analysis_id": analysis.pk,
+            "analysis_outcome": analysis.status,
+            "batch_lead": lead,
+            "batch_size": size,
+        },
+    )
 
 
 def _observe(analysis) -> None:
     """A finished analysis's inference time and queue wait, for this worker host's metrics
     (its outcome is counted for every task by melanoma_portal.task_signals)."""
-    timings = (analysis.timings_ms or {}) if analysis is not None else {}
+    timings = analysis.timings_ms or {}
     if "inference" in timings:
         metrics.INFERENCE.labels(model_version=analysis.model_version).observe(
             timings["inference"] / 1000
         )
     if "queue_wait" in timings:
         metrics.QUEUE_WAIT.observe(timings["queue_wait"] / 1000)
-    if analysis is not None and analysis.status == AnalysisStatus.NOT_ANALYSED:
+    if analysis.status == AnalysisStatus.NOT_ANALYSED:
         metrics.GATE_REJECTIONS.labels(reason=analysis.gate_reason).inc()
 
 

@@ -23,6 +23,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -52,6 +53,13 @@ TASK_DURATION = Histogram(
     ["task"],
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
 )
+RUNTIME_THROUGHPUT = Gauge(
+    "portal_ml_runtime_images_per_second",
+    "Images per second each candidate runtime did on this worker host's CPU when the model "
+    "loaded (ML_RUNTIME=auto; NaN when forced); served=true marks the one being served.",
+    ["model_version", "runtime", "served"],
+    multiprocess_mode="max",
+)
 INFERENCE = Histogram(
     "portal_inference_seconds",
     "The classifier's forward pass for one image (without heatmaps), by model version.",
@@ -62,6 +70,12 @@ QUEUE_WAIT = Histogram(
     "portal_analysis_queue_wait_seconds",
     "Time an analysis waited between upload (or retry) and a worker starting it.",
     buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900),
+)
+ANALYSIS_BATCH_SIZE = Histogram(
+    "portal_analysis_batch_size",
+    "How many analyses a worker's task ran through the network together (1: the queue was "
+    "empty but for its own; ANALYSIS_BATCH_SIZE: a full batch of a backlog).",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
 )
 GATE_REJECTIONS = Counter(
     "portal_gate_rejections_total",

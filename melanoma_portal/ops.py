@@ -6,7 +6,8 @@
   installed. 200 when all are, else 503; the JSON names each check and, for a failure, what
   failed in plain words. A load balancer sends traffic only to a ready web process. It also
   says whether celery beat is alive (`beat`, and `"status": "degraded"` when it is not),
-  without taking the process out of rotation for it.
+  without taking the process out of rotation for it, and which runtime the workers serve the
+  model with (`runtime`: chosen by ML_RUNTIME, with the figures measured at the worker's start).
 - `/metrics`: Prometheus text (melanoma_portal.metrics) plus, computed at scrape time, the
   analyses by status (database) and each queue's depth and consumers (broker). Only with
   `Authorization: Bearer $METRICS_TOKEN`; without METRICS_TOKEN set it does not exist (404).
@@ -226,11 +227,33 @@ def beat_problem() -> str | None:
         return f"unknown ({type(exc).__name__})"
 
 
+def served_runtime() -> dict | str:
+    """The runtime the last worker to load a model serves it with, and what it measured
+    (diagnosis.classifier.runtime_record, through the shared cache); words when none has."""
+    from diagnosis.classifier import runtime_report
+
+    try:
+        report = runtime_report()
+    except Exception as exc:  # the cache down is the broker's or the cache's problem, not ours
+        return f"unknown ({type(exc).__name__})"
+    return report or (
+        "unknown: no worker has recorded the runtime it serves "
+        "(in the shared cache or this host's var/ folder)"
+    )
+
+
 def readyz(request: HttpRequest) -> HttpResponse:
     ready, checks = readiness()
     beat = beat_problem() if checks.get("database") == "ok" else "unknown"
     status = "unavailable" if not ready else ("degraded" if beat else "ok")
-    body = {"status": status, "ready": ready, "checks": checks, "beat": beat or "ok"}
+    body = {
+        "status": status,
+        "ready": ready,
+        "checks": checks,
+        "beat": beat or "ok",
+        # Informational, like beat: which runtime the workers serve and how fast each ran.
+        "runtime": served_runtime(),
+    }
     return _json(body, 200 if ready else 503)
 
 

@@ -5,13 +5,21 @@ its own transaction. Other apps, tasks and management commands call them through
 package."""
 
 from diagnosis.services.analysis import (
-    NO_CLASSIFIER,
     OverrideRefused,
     analysis_fail,
     analysis_override_gate,
     analysis_requeue_stale,
     analysis_retry,
     analysis_run,
+    analysis_run_batch,
+)
+from diagnosis.services.batch import (
+    FAILED_UNEXPECTEDLY,
+    NO_CLASSIFIER,
+    analyses_claim,
+    analyses_run,
+    analysis_claim_batch,
+    analysis_release_batch,
 )
 from diagnosis.services.drift import drift_reports_compute
 from diagnosis.services.histopathology import HISTOPATHOLOGY_FIELDS, histopathology_record
@@ -34,7 +42,12 @@ from diagnosis.services.model_version import (
     model_version_rollback,
     model_version_set_status,
 )
-from diagnosis.services.reanalysis import analyses_reanalyse
+from diagnosis.services.reanalysis import (
+    ReanalysisSummary,
+    analyses_reanalyse,
+    reanalysis_run,
+    reanalysis_version,
+)
 from diagnosis.services.referral import (
     ReferralAlreadyClosed,
     referral_close,
@@ -64,11 +77,20 @@ __all__ = [
     "ReferralAlreadyClosed",
     "ReviewLocked",
     "analyses_reanalyse",
+    "reanalysis_run",
+    "reanalysis_version",
+    "ReanalysisSummary",
     "analysis_fail",
     "analysis_override_gate",
     "analysis_requeue_stale",
     "analysis_retry",
     "analysis_run",
+    "analysis_run_batch",
+    "analysis_release_batch",
+    "analysis_claim_batch",
+    "analyses_claim",
+    "analyses_run",
+    "FAILED_UNEXPECTEDLY",
     "heartbeat_record",
     "drift_reports_compute",
     "histopathology_record",

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import io
-import time
-from typing import TYPE_CHECKING
-
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -17,20 +12,13 @@ from accounts.audit import audit_record, audited_write
 from accounts.models import Role, User
 from accounts.permissions import CLINICAL_ROLES, require_role, require_same_clinic
 from diagnosis.models import Analysis, AnalysisStatus
-from diagnosis.services.embedding import embedding_of, embedding_store
-from diagnosis.services.lesion import lesion_metadata
+from diagnosis.services.batch import FINISHED, analyses_run, analysis_claim_batch
 
-if TYPE_CHECKING:
-    from ml.gate import Gate, Verdict
-
-NO_CLASSIFIER = "No classifier installed: ask your administrator to install the trained model."
 INTERRUPTED = (
     "The analysis was interrupted {} times (its worker stopped or it ran out of time); "
     "press Retry to queue it again."
 )
 OVERRIDE_NEEDS_REASON = "Say why this image should be analysed although the gate refused it."
-# The states a delivery of the task leaves alone: the analysis has its outcome already.
-FINISHED = (AnalysisStatus.DONE, AnalysisStatus.FAILED, AnalysisStatus.NOT_ANALYSED)
 
 
 class OverrideRefused(ValidationError):
@@ -85,7 +73,7 @@ def analysis_requeue_stale(*, older_than_s: int | None = None) -> int:
       lost the message (a restart without persistence).
 
     Returns how many were sent again or failed; running twice is harmless (a finished analysis
-    is never claimed again, see `_claim`).
+    is never claimed again, see diagnosis.services.batch).
     """
     now = timezone.now()
     queued_cutoff = now - timezone.timedelta(
@@ -111,28 +99,17 @@ def analysis_requeue_stale(*, older_than_s: int | None = None) -> int:
                 continue
             analysis.status = AnalysisStatus.QUEUED
             analysis.queued_at = timezone.now()
-            analysis.save(update_fields=["status", "queued_at"])
+            analysis.batch_lead = None
+            analysis.save(update_fields=["status", "queued_at", "batch_lead"])
             _enqueue(analysis)
     return len(stale)
 
 
-def _claim(analysis_id: int) -> Analysis | None:
-    with transaction.atomic():
-        analysis = (
-            Analysis.objects.select_for_update().select_related("image").filter(pk=analysis_id)
-        ).first()
-        if analysis is None or analysis.status in FINISHED:
-            return None  # deleted, or finished by an earlier delivery of the same task
-        analysis.status = AnalysisStatus.RUNNING
-        analysis.started_at = timezone.now()
-        analysis.attempts += 1
-        analysis.save(update_fields=["status", "started_at", "attempts"])
-        return analysis
-
-
-def analysis_run(*, analysis_id: int) -> Analysis | None:
+def analysis_run(*, analysis_id: int, batch_size: int = 1) -> Analysis | None:
     """Check an analysis's image with the served model's image gate, then run the classifier
-    on it and store the result (the worker's job).
+    on it and store the result (the worker's job); with `batch_size` > 1, together with up to
+    that many minus one other queued analyses (diagnosis.services.batch). Returns this
+    analysis as stored, or None when this delivery had nothing to do.
 
     An image the gate refuses ends `not_analysed`, with the gate's reason and measures and no
     prediction of any kind. The gate is skipped for a model shipped without one (v1) and for
@@ -141,99 +118,15 @@ def analysis_run(*, analysis_id: int) -> Analysis | None:
     Safe to run twice: a finished analysis is left alone, and a delivery that arrives again
     after a worker died mid-task simply runs it again.
     """
-    from diagnosis.classifier import get_classifier, get_gate
-    from diagnosis.services.image import _open_image
-    from ml.inference import ClassifierNotInstalled
-
-    analysis = _claim(analysis_id)
-    if analysis is None:
-        return None
-    started = time.perf_counter()
-    try:
-        classifier = get_classifier()
-        gate = None if analysis.is_overridden else get_gate()
-    except ClassifierNotInstalled:
-        return analysis_fail(analysis_id=analysis_id, reason=NO_CLASSIFIER)
-    load_ms = (time.perf_counter() - started) * 1000
-    image = _open_image(analysis.image)
-    if image is None:
-        return analysis_fail(
-            analysis_id=analysis_id,
-            reason="The stored image could not be read; please upload it again.",
-        )
-    timings: dict[str, float] = {}
-    if gate is not None:
-        gate_started = time.perf_counter()
-        verdict = gate.check(image)
-        timings["gate"] = round((time.perf_counter() - gate_started) * 1000, 1)
-        if not verdict.accepted:
-            return _store_refusal(analysis, verdict, gate, timings)
-    prediction = classifier.predict(image, lesion_metadata(analysis.image))
-    heatmap_started = time.perf_counter()
-    top_map = classifier.heatmap(image, prediction.top_class)
-    # When melanoma is the top class both maps are the same Grad-CAM: compute it once.
-    melanoma_map = top_map if prediction.top_class == "mel" else classifier.heatmap(image, "mel")
-    heatmaps = {"heatmap_top": top_map, "heatmap_melanoma": melanoma_map}
-    timings |= dict(prediction.timings_ms)
-    timings["heatmaps"] = round((time.perf_counter() - heatmap_started) * 1000, 1)
-    embedding_started = time.perf_counter()
-    # For similar cases, by the classifier that made this prediction; None without a reduction.
-    embedding = embedding_of(image, classifier)
-    timings["embedding"] = round((time.perf_counter() - embedding_started) * 1000, 1)
-    timings["model_load"] = round(load_ms, 1)
-    timings["queue_wait"] = round((analysis.started_at - analysis.queued_at).total_seconds() * 1000)
-
-    with transaction.atomic():
-        analysis = Analysis.objects.select_for_update().get(pk=analysis_id)
-        if analysis.status in FINISHED:
-            return analysis
-        for field, picture in heatmaps.items():
-            buffer = io.BytesIO()
-            picture.save(buffer, "PNG")
-            getattr(analysis, field).save("heatmap.png", ContentFile(buffer.getvalue()), save=False)
-        analysis.probabilities = prediction.probabilities
-        analysis.top_class = prediction.top_class
-        analysis.melanoma_probability = prediction.melanoma_probability
-        analysis.risk_tier = prediction.risk_tier
-        triage = prediction.triage
-        analysis.triage_level = triage.level if triage is not None else ""
-        analysis.triage_reason = triage.reason if triage is not None else ""
-        analysis.model_version = prediction.model_version
-        analysis.timings_ms = timings
-        analysis.metadata_used = list(prediction.metadata_used)
-        analysis.status = AnalysisStatus.DONE
-        analysis.failure_reason = ""
-        analysis.finished_at = timezone.now()
-        analysis.save()
-        embedding_store(analysis, embedding)
-    return analysis
+    ran = analysis_run_batch(analysis_id=analysis_id, batch_size=batch_size)
+    return ran[0] if ran else None
 
 
-def _store_refusal(
-    analysis: Analysis, verdict: Verdict, gate: Gate, timings: dict[str, float]
-) -> Analysis:
-    """End an analysis whose image the gate refused: the reason, in the gate's words, and
-    what it measured; no prediction was made, so nothing of one is stored."""
-    timings["queue_wait"] = round((analysis.started_at - analysis.queued_at).total_seconds() * 1000)
-    measures = {
-        "quality": {k: round(float(v), 4) for k, v in verdict.measures.items()},
-        "ood_score": None if verdict.ood_score is None else round(verdict.ood_score, 1),
-        "ood_threshold": round(gate.ood_threshold, 1),
-    }
-    with transaction.atomic():
-        analysis = Analysis.objects.select_for_update().get(pk=analysis.pk)
-        if analysis.status in FINISHED:
-            return analysis
-        analysis.status = AnalysisStatus.NOT_ANALYSED
-        analysis.gate_reason = verdict.reason or "refused"
-        analysis.gate_message = verdict.message
-        analysis.gate_measures = measures
-        analysis.model_version = gate.classifier.version
-        analysis.timings_ms = timings
-        analysis.failure_reason = ""
-        analysis.finished_at = timezone.now()
-        analysis.save()
-    return analysis
+def analysis_run_batch(*, analysis_id: int, batch_size: int) -> list[Analysis]:
+    """`analysis_run` for the worker's task: every analysis the batch ran, its own first
+    ([] when this delivery had nothing to do)."""
+    claimed = analysis_claim_batch(analysis_id=analysis_id, batch_size=max(1, batch_size))
+    return analyses_run(claimed)
 
 
 @audited_write("analysis.override_gate")

@@ -198,7 +198,7 @@ def image_upload(
             if earlier is not None:
                 return _audit_upload(earlier, actor, request, repeated=True)
             raise
-        analysis = Analysis.objects.create(image=image)
+        analysis = Analysis.objects.create(image=image, clinic_id=lesion.patient.clinic_id)
         _enqueue(analysis)
         _audit_upload(
             analysis, actor, request, duplicate_of=[match.image_id for match in duplicates]

@@ -144,7 +144,8 @@ def model_registry_sync() -> list[str]:
     active if nothing is, the others candidates. A directory that fails verification is left
     out, with the reason in the log. Returns the versions registered; safe to run at once in
     several processes (the database refuses a second row of a version, or a second active)."""
-    from ml.inference import CARD_FILE, CURRENT_FILE
+    from diagnosis.classifier import verification_runtime
+    from ml.served import CARD_FILE, CURRENT_FILE
     from ml.verify import ModelDirectoryRefused, verify_model_dir
 
     root = _models_root()
@@ -159,7 +160,7 @@ def model_registry_sync() -> list[str]:
         if path.name in known or not (path / CARD_FILE).is_file():
             continue
         try:
-            verified = verify_model_dir(path)
+            verified = verify_model_dir(path, runtime=verification_runtime(path))
         except ModelDirectoryRefused as error:
             logger.warning("model directory %s not registered: %s", path, error)
             continue

@@ -48,7 +48,7 @@ def shadow_run(*, analysis_id: int) -> ShadowResult | None:
     from diagnosis.classifier import gate_for, get_shadow_classifier
     from diagnosis.services.image import _open_image
     from diagnosis.services.lesion import lesion_metadata
-    from ml.inference import ClassifierNotInstalled
+    from ml.served import ClassifierNotInstalled
 
     version = version_with_status(ModelStatus.SHADOW)
     if version is None:

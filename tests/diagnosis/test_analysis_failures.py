@@ -22,15 +22,15 @@ def analysis(lesion):
 def _run_service_failing(monkeypatch, errors: list[BaseException]) -> list[int]:
     """The task's service raises `errors` one call after another, then runs for real."""
     calls: list[int] = []
-    real = tasks.services.analysis_run
+    real = tasks.services.analysis_run_batch
 
-    def analysis_run(*, analysis_id: int):
+    def analysis_run_batch(*, analysis_id: int, batch_size: int):
         calls.append(analysis_id)
         if errors:
             raise errors.pop(0)
-        return real(analysis_id=analysis_id)
+        return real(analysis_id=analysis_id, batch_size=batch_size)
 
-    monkeypatch.setattr(tasks.services, "analysis_run", analysis_run)
+    monkeypatch.setattr(tasks.services, "analysis_run_batch", analysis_run_batch)
     return calls
 
 

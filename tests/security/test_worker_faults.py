@@ -88,6 +88,43 @@ def test_worker_killed_mid_analysis_finishes_it_after_restart(broker, clinic):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_worker_killed_mid_batch_finishes_every_analysis_once_after_restart(broker, clinic):
+    analyses = [_queued_analysis(clinic) for _ in range(4)]
+    lead = analyses[0]
+    env = {
+        "ANALYSIS_TEST_PAUSE_S": str(PAUSE_S),
+        "CELERY_VISIBILITY_TIMEOUT_S": str(VISIBILITY_TIMEOUT_S),
+        "ANALYSIS_BATCH_SIZE": "4",
+    }
+    with celery_worker(env=env) as worker:
+        for analysis in analyses:
+            services._enqueue(analysis)
+        wait_for(
+            lambda: all(_status(a.pk) == "running" for a in analyses),
+            timeout=60,
+            message=f"the batch never started:\n{worker.log()[-3000:]}",
+        )
+        worker.kill()  # SIGKILL with all four claimed by the first task's batch
+    claimed = Analysis.objects.filter(pk__in=[a.pk for a in analyses])
+    assert {(a.status, a.attempts, a.batch_lead) for a in claimed} == {("running", 1, lead.pk)}
+
+    with celery_worker(env=env) as worker:
+        wait_for(
+            lambda: all(_status(a.pk) in ("done", "failed") for a in analyses),
+            timeout=180,
+            message=f"not finished after restart; worker log:\n{worker.log()[-3000:]}",
+        )
+        log = worker.log()
+    for analysis in analyses:
+        analysis.refresh_from_db()
+        assert analysis.status == AnalysisStatus.DONE, analysis.failure_reason
+        # Interrupted once, run once more: the lead alone, the others sent back to the queue.
+        assert analysis.attempts == 2
+        assert log.count(f"analysis {analysis.pk} done (") == 1  # finished once, not twice
+    assert "runs alone; the rest of its batch is queued" in log
+
+
+@pytest.mark.django_db(transaction=True)
 def test_analyses_queued_when_the_broker_loses_its_queue_are_finished_by_the_sweep(broker, clinic):
     analyses = [_queued_analysis(clinic) for _ in range(3)]
     for analysis in analyses:
