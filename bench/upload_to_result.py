@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.celery_worker import solo_worker  # noqa: E402 - once the root is on the path
+
 SAMPLES = sorted((ROOT / "samples").glob("*.jpg"))
 
 
@@ -58,18 +60,7 @@ def main() -> None:
     client.force_login(staff)
 
     worker_log = Path(os.environ["PORTAL_VAR_DIR"]) / "bench-worker.log"
-    worker = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
-        [sys.executable, "-m", "celery", "-A", "melanoma_portal", "worker", "--pool=solo",
-         "--concurrency=1", "--loglevel=INFO", "--without-gossip", "--without-mingle",
-         "--without-heartbeat", "--purge", "--queues=" + ",".join(settings.PORTAL_QUEUES)],
-        cwd=ROOT, env=dict(os.environ), stdout=worker_log.open("w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 90
-        while " ready." not in worker_log.read_text(errors="replace"):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                sys.exit(f"worker did not start:\n{worker_log.read_text()[-2000:]}")
-            time.sleep(0.1)
+    with solo_worker(worker_log, ready_within=90):
 
         def one(index: int) -> tuple[float, Analysis]:
             sample = SAMPLES[index % len(SAMPLES)]
@@ -96,9 +87,6 @@ def main() -> None:
 
         cold, first = one(0)
         results = [one(i + 1) for i in range(args.runs)]
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
 
     seconds = [elapsed for elapsed, _ in results]
     print(f"database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, "

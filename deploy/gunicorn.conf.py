@@ -1,9 +1,12 @@
 """gunicorn's settings for a web host: `gunicorn -c deploy/gunicorn.conf.py` (the systemd unit
 deploy/systemd/portal-web.service, and bin/serve-nginx for a local run).
 
-Sync workers behind nginx: nginx buffers each upload (up to UPLOAD_MAX_BYTES) and each
+Threaded workers behind nginx: nginx buffers each upload (up to UPLOAD_MAX_BYTES) and each
 response, so a slow phone on a ward's Wi-Fi holds an nginx connection, never a Python worker.
-Every value can be set from the environment.
+Threads (gthread) because a result page waiting for its analysis holds its status request for
+up to STATUS_WAIT_MAX_S (diagnosis.selectors.analysis_wait): with sync workers 20 waiting
+browsers would hold every process; with threads they hold at most GUNICORN_THREADS - 2 threads
+of each process, and the rest serve everyone else. Every value can be set from the environment.
 """
 
 import os
@@ -13,7 +16,13 @@ wsgi_app = "melanoma_portal.wsgi:application"
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8001")
 # Two processes a core, plus one (gunicorn's advice); WEB_CONCURRENCY overrides.
 workers = int(os.environ.get("WEB_CONCURRENCY", str(2 * (os.cpu_count() or 1) + 1)))
-worker_class = "sync"
+worker_class = "gthread"
+# Each thread keeps its own database connection: WEB_CONCURRENCY x GUNICORN_THREADS per web
+# host count against PostgreSQL's max_connections.
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# Read by the settings of every worker process (forked from this one): how many status
+# requests may wait at once (STATUS_WAIT_SLOTS).
+os.environ["GUNICORN_THREADS"] = str(threads)
 # Longest request: a PDF report of full-size heatmaps takes a few seconds; nginx waits 65 s.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30
@@ -43,6 +52,15 @@ def on_starting(server) -> None:
     for name in os.listdir(folder):
         if name.endswith(".db"):
             os.unlink(os.path.join(folder, name))
+
+
+def post_worker_init(worker) -> None:
+    """Import every view (the URLconf) before taking requests: otherwise the first request of
+    each new worker (at start, and after every max_requests) paid about a second for it, and
+    in a burst of uploads (bench/load.py) several workers paid it at once."""
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018 - imported for its side effect
 
 
 def child_exit(server, worker) -> None:

@@ -25,6 +25,20 @@ class UserRateThrottle(_ByTrustedClientAddress, throttling.UserRateThrottle):
     """Per signed-in user (DRF's), per trusted client address for anonymous callers."""
 
 
+class UploadRateThrottle(UserRateThrottle):
+    """Image uploads per user (the `upload` rate), in place of the `user` rate: a backlog
+    upload is sized on its own, and status reads never use it up."""
+
+    scope = "upload"
+
+
+class StatusRateThrottle(UserRateThrottle):
+    """Status reads of an analysis per user (the `status` rate), in place of the `user` rate:
+    an integration waiting for many results at once polls without touching other budgets."""
+
+    scope = "status"
+
+
 class AnonRateThrottle(_ByTrustedClientAddress, throttling.AnonRateThrottle):
     """Per trusted client address, for callers that are not signed in (DRF's `anon` rate)."""
 

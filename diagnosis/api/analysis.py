@@ -27,8 +27,10 @@ from diagnosis.models import (
     TriageLevel,
 )
 from diagnosis.selectors.analysis import analysis_get, analysis_list, queue_position
+from diagnosis.selectors.analysis_wait import analysis_wait, wait_seconds
 from diagnosis.services.analysis import analysis_override_gate
 from melanoma_portal.api_errors import error_body, parse_id
+from melanoma_portal.throttling import StatusRateThrottle
 
 
 def status_url(request: Request, analysis: Analysis) -> str:
@@ -290,14 +292,37 @@ class AnalysisViewSet(viewsets.GenericViewSet):
         data = AnalysisOutput(page, many=True, context={"request": request}).data
         return self.get_paginated_response(data)
 
+    def get_throttles(self):
+        # Status reads have their own budget (the `status` rate), so waiting for many results
+        # never uses up the uploads' or anything else's.
+        if self.action == "retrieve":
+            return [StatusRateThrottle()]
+        return super().get_throttles()
+
     @extend_schema(
         summary="The status of an analysis and, when done, its result",
+        description="With `wait` (seconds, up to STATUS_WAIT_MAX_S, 25 by default) the answer "
+        "waits until the status changes or the time is up, so a client that asks again at "
+        "once sees a result within about 0.1 s of it being stored. The `X-Status-Held` "
+        "header says how long this answer was allowed to wait: 0 means it answered at once "
+        "(the server's waiting places were taken), so pause before asking again.",
+        parameters=[
+            OpenApiParameter(
+                "wait", float, description="Seconds to wait for the status to change (0-25)"
+            )
+        ],
         responses=AnalysisDetailOutput,
     )
     def retrieve(self, request: Request, pk: str) -> Response:
+        try:
+            seconds = wait_seconds(request.query_params.get("wait"))
+        except ValueError as error:
+            return Response(error_body(400, str(error)), status=status.HTTP_400_BAD_REQUEST)
         analysis = analysis_get(user=request.user, analysis_id=parse_id(pk, "analysis"))
+        held = analysis_wait(analysis=analysis, seconds=seconds)
         audit_record(action="analysis.view", request=request, obj=analysis)
-        return Response(AnalysisDetailOutput(analysis, context={"request": request}).data)
+        body = AnalysisDetailOutput(analysis, context={"request": request}).data
+        return Response(body, headers={"X-Status-Held": f"{held:g}"})
 
     @extend_schema(
         summary="The analysis as a FHIR R4 Bundle (DiagnosticReport, Observations, Media, Patient)",

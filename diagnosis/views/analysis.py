@@ -19,6 +19,7 @@ from diagnosis import presentation, selectors, services
 from diagnosis.forms.analysis import GateOverrideForm
 from diagnosis.models import Analysis, AnalysisStatus
 from diagnosis.selectors.analysis import ANALYSIS_LISTS, analyses_shown
+from diagnosis.selectors.analysis_wait import analysis_wait, wait_seconds
 from diagnosis.selectors.model_version import latest_drift_report
 from diagnosis.selectors.referral import overdue_referral_count
 from diagnosis.selectors.similar import similar_cases
@@ -34,8 +35,9 @@ QUEUE_SHOWN = 20
 def _live_context(request: HttpRequest) -> dict:
     """The dashboard's tiles and live queue: what the page shows and refreshes by itself."""
     queue = list(selectors.live_queue(user=request.user)[:QUEUE_SHOWN])
+    positions = selectors.queue_positions(queue)
     for analysis in queue:
-        analysis.position = selectors.queue_position(analysis=analysis)
+        analysis.position = positions.get(analysis.pk)
     return {
         "counts": selectors.dashboard_counts(user=request.user),
         "queue": queue,
@@ -156,8 +158,16 @@ def _shows_similar(request: HttpRequest, analysis: Analysis) -> bool:
 @require_GET
 @never_cache
 def analysis_status(request: HttpRequest, analysis_id: int) -> JsonResponse:
-    """What the result page polls while an analysis waits: state and queue position only."""
+    """What the result page asks while an analysis waits: state and queue position only.
+    With `?wait=S` the answer waits up to S seconds for the status to change
+    (diagnosis.selectors.analysis_wait); `held` says how long it was allowed to wait (0: it
+    answered at once, ask again after a pause)."""
+    try:
+        seconds = wait_seconds(request.GET.get("wait"))
+    except ValueError as error:
+        return JsonResponse({"error": str(error)}, status=400)
     analysis = selectors.analysis_get(user=request.user, analysis_id=analysis_id)
+    held = analysis_wait(analysis=analysis, seconds=seconds)
     return JsonResponse(
         {
             "id": analysis.pk,
@@ -165,6 +175,7 @@ def analysis_status(request: HttpRequest, analysis_id: int) -> JsonResponse:
             "status_display": analysis.get_status_display(),
             "queue_position": selectors.queue_position(analysis=analysis),
             "failure_reason": analysis.failure_reason,
+            "held": held,
         }
     )
 

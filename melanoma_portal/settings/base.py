@@ -357,6 +357,12 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # kills it. The stale sweep treats an analysis still `running` after the hard limit as lost.
 ANALYSIS_SOFT_TIME_LIMIT_S = int(os.environ.get("ANALYSIS_SOFT_TIME_LIMIT_S", "120"))
 ANALYSIS_TIME_LIMIT_S = int(os.environ.get("ANALYSIS_TIME_LIMIT_S", "180"))
+# A worker's task runs its own analysis together with up to this many minus one others waiting
+# in the queue, as one batch through the network (diagnosis.services.batch); 1 turns batching
+# off. Nothing waits for a batch to fill: a lone upload runs at once, alone. The analysis time
+# limits above bound the whole batch, so keep a batch's worst case well inside them (16 images
+# take a few seconds on one core; bench/batch_worker.py measures it).
+ANALYSIS_BATCH_SIZE = int(os.environ.get("ANALYSIS_BATCH_SIZE", "16"))
 # An analysis interrupted this many times (worker killed, hard time limit) is failed, not re-run.
 ANALYSIS_MAX_ATTEMPTS = int(os.environ.get("ANALYSIS_MAX_ATTEMPTS", "3"))
 # A queued analysis whose message may have been lost (a broker restart) is re-sent after this.
@@ -402,6 +408,11 @@ DASHBOARD_REFRESH_S = float(os.environ.get("DASHBOARD_REFRESH_S", "10"))
 # The classifier the worker serves: ml/models/<version>, named by ml/models/CURRENT.
 ML_MODELS_ROOT = Path(os.environ.get("ML_MODELS_ROOT", BASE_DIR / "ml" / "models"))
 ML_TORCH_THREADS = int(os.environ.get("ML_TORCH_THREADS", "1"))
+# Which runtime serves it: "auto" times the card's servable runtimes for about a second when a
+# worker process starts and serves the fastest (ml.runtime_choice); a name (torch,
+# torch-compile, torch-int8, onnx-fp32, onnx-int8) forces that one, if the card marks it
+# servable. A worker serving an ONNX runtime never imports torch.
+ML_RUNTIME = os.environ.get("ML_RUNTIME", "auto").strip() or "auto"
 # The model registry (diagnosis.models.ModelVersion) names the served version once it has an
 # active one; the promotion gate measures on the clinic's confirmed cases once they hold this
 # many melanomas, and on the versions' shipped validation figures until then.
@@ -417,6 +428,16 @@ ANALYSIS_MAX_PIXELS = int(os.environ.get("ANALYSIS_MAX_PIXELS", str(2048 * 2048)
 # Uploads one clinic may make in any hour, pages and API together; beyond it they get a 429
 # that says when uploads resume, so one user cannot starve every clinic's shared workers.
 UPLOAD_QUOTA_PER_CLINIC_HOUR = int(os.environ.get("UPLOAD_QUOTA_PER_CLINIC_HOUR", "200"))
+# A status request may wait for the analysis to change (`?wait=`, long polling) so a result is
+# shown within ~0.1 s of being stored, with one request per change instead of one every few
+# seconds. Each waiting request holds a web thread: a process lets at most STATUS_WAIT_SLOTS
+# wait at once (gunicorn's threads less two, deploy/gunicorn.conf.py), the rest are answered at
+# once and their clients poll after a pause. Bounded well under nginx's 65 s proxy timeout.
+STATUS_WAIT_MAX_S = float(os.environ.get("STATUS_WAIT_MAX_S", "25"))
+STATUS_WAIT_EVERY_S = float(os.environ.get("STATUS_WAIT_EVERY_S", "0.1"))
+STATUS_WAIT_SLOTS = int(
+    os.environ.get("STATUS_WAIT_SLOTS") or max(int(os.environ.get("GUNICORN_THREADS", "10")) - 2, 0)
+)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
@@ -453,7 +474,11 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "melanoma_portal.api_errors.api_exception_handler",
     # Per user (anonymous callers by their trusted address): one phone stuck in a retry loop
-    # cannot starve a clinic; refused credentials count at the anonymous rate too.
+    # cannot starve a clinic; refused credentials count at the anonymous rate too. Uploads and
+    # status reads each have their own budget and count against nothing else, so an
+    # integration polling 200 analyses cannot use up its uploads (issue 15: 115 of a 200-upload
+    # burst were refused when both shared `user`): `upload` fits a backlog sent as fast as one
+    # web host takes it (~4/s), `status` is generous because a status read is one row by key.
     "DEFAULT_THROTTLE_CLASSES": [
         "melanoma_portal.throttling.UserRateThrottle",
         "melanoma_portal.throttling.AnonRateThrottle",
@@ -461,6 +486,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "user": os.environ.get("API_THROTTLE_USER", "600/minute"),
         "anon": os.environ.get("API_THROTTLE_ANON", "30/minute"),
+        "upload": os.environ.get("API_THROTTLE_UPLOAD", "300/minute"),
+        "status": os.environ.get("API_THROTTLE_STATUS", "3000/minute"),
     },
 }
 SPECTACULAR_SETTINGS = {

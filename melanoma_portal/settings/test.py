@@ -13,4 +13,8 @@ ACCOUNT_RATE_LIMITS = False
 # Worker fault tests: a worker started with this > 0 pauses after claiming an analysis, so the
 # test can kill it mid-task (tests/fault_hooks.py, installed here and nowhere else).
 ANALYSIS_TEST_PAUSE_S = float(os.environ.get("ANALYSIS_TEST_PAUSE_S", "0"))
+# The suite serves the PyTorch reference unless a run names a runtime: its tests expect
+# Grad-CAM's heatmaps and the reference's numbers, and must not time runtimes at every model
+# load. tests/diagnosis/test_served_runtime.py sets it per test (auto, onnx-fp32).
+ML_RUNTIME = os.environ.get("ML_RUNTIME", "torch")
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.fault_hooks.FaultHooksConfig"]  # noqa: F405

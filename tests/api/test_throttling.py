@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
 from tests.api.conftest import token_client
+from tests.factories import jpeg_bytes
 
 
 @pytest.fixture
@@ -55,3 +57,62 @@ def test_a_forged_forwarded_for_does_not_escape_the_anonymous_throttle(
     ]
 
     assert statuses == [200, 200, 200, 429]
+
+
+# Issue 15: a clinic's integration uploading a backlog of 200 images while polling each result
+# had 115 uploads refused, because the polls used up the same per-user budget.
+@pytest.fixture
+def small_scopes(monkeypatch):
+    monkeypatch.setattr(
+        UserRateThrottle,
+        "THROTTLE_RATES",
+        {"user": "3/minute", "upload": "5/minute", "status": "40/minute"},
+    )
+
+
+def _upload(client, lesion):
+    return client.post(
+        f"/api/v1/lesions/{lesion.pk}/images/",
+        {
+            "file": SimpleUploadedFile("lesion.jpg", jpeg_bytes(), content_type="image/jpeg"),
+            "allow_duplicate": True,
+        },
+        format="multipart",
+    )
+
+
+def test_a_burst_of_uploads_each_polled_fits_within_the_limits(api, lesion, small_scopes):
+    statuses = []
+    for _ in range(5):
+        accepted = _upload(api, lesion)
+        statuses.append(accepted.status_code)
+        statuses += [api.get(accepted.json()["status_url"]).status_code for _ in range(8)]
+
+    assert statuses == [202, *[200] * 8] * 5
+
+
+def test_uploads_past_their_scope_are_429_with_retry_after(api, lesion, small_scopes):
+    for _ in range(5):
+        assert _upload(api, lesion).status_code == 202
+
+    refused = _upload(api, lesion)
+
+    assert refused.status_code == 429
+    assert refused.json()["code"] == "throttled"
+    assert int(refused["Retry-After"]) > 0
+
+
+def test_polls_do_not_use_up_the_upload_budget_or_the_general_one(api, lesion, small_scopes):
+    status_url = _upload(api, lesion).json()["status_url"]
+    for _ in range(30):
+        assert api.get(status_url).status_code == 200
+
+    assert [_upload(api, lesion).status_code for _ in range(4)] == [202] * 4
+    assert [api.get("/api/v1/patients/").status_code for _ in range(3)] == [200] * 3
+
+
+def test_uploads_do_not_use_up_the_general_budget(api, lesion, small_scopes):
+    for _ in range(5):
+        _upload(api, lesion)
+
+    assert [api.get("/api/v1/patients/").status_code for _ in range(3)] == [200] * 3

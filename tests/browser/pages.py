@@ -67,6 +67,21 @@ def shoot(browser, name: str) -> None:
         browser.save_screenshot(str(Path(shots) / f"{name}.png"))
 
 
+def shoot_both_sizes(browser, name: str) -> None:
+    """SCREENSHOT_DIR=... keeps the whole page at desktop width, then at a phone's, each window
+    as tall as the page; the window goes back to the browser fixture's 1280x1600 after."""
+    shots = os.environ.get("SCREENSHOT_DIR")
+    if not shots:
+        return
+    Path(shots).mkdir(parents=True, exist_ok=True)
+    for label, (width, _height) in SIZES.items():
+        browser.set_window_size(width, DESKTOP[1])
+        page_height = browser.execute_script("return document.documentElement.scrollHeight")
+        browser.set_window_size(width, max(page_height + 120, PHONE[1]))
+        browser.save_screenshot(str(Path(shots) / f"{name}-{label}.png"))
+    browser.set_window_size(1280, 1600)
+
+
 def overflow(browser) -> int:
     """How many CSS pixels the page is wider than the window (0 or less: no sideways
     scrolling). Against the narrower of innerWidth and the page's client width: a desktop

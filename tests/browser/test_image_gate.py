@@ -8,7 +8,6 @@ SCREENSHOT_DIR=... keeps pictures of both pages at desktop and phone sizes.
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from django.urls import reverse
 from diagnosis import presentation
 from ml.nonderm import non_dermoscopic_images
 from tests import factories
+from tests.browser.pages import log_in, shoot_both_sizes
 from tests.browser.test_end_to_end import wait_for_text
 from tests.worker import celery_worker, require_shared_services
 
@@ -32,33 +32,6 @@ def _require_gated_model() -> None:
         pytest.skip(f"no trained model installed: {current} is missing")
     if not (current.parent / current.read_text().strip() / "gate.json").exists():
         pytest.skip("the installed model ships no image gate")
-
-
-def _log_in(browser, live_server, email: str) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    browser.delete_all_cookies()
-    browser.get(live_server.url + "/accounts/login/")
-    browser.find_element(By.NAME, "login").send_keys(email)
-    browser.find_element(By.NAME, "password").send_keys(factories.PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    WebDriverWait(browser, 10).until(ec.none_of(ec.url_contains("/accounts/login/")))
-
-
-def _screenshots(browser, name: str) -> None:
-    """The page at desktop width, then at a phone's, each as tall as the page."""
-    shots = os.environ.get("SCREENSHOT_DIR")
-    if not shots:
-        return
-    Path(shots).mkdir(parents=True, exist_ok=True)
-    for label, width in (("desktop", 1280), ("phone", 390)):
-        browser.set_window_size(width, 900)
-        height = browser.execute_script("return document.documentElement.scrollHeight")
-        browser.set_window_size(width, max(height + 120, 844))
-        browser.save_screenshot(str(Path(shots) / f"{name}-{label}.png"))
-    browser.set_window_size(1280, 1600)
 
 
 def _wait_for_any(browser, *ids: str, timeout: float = 180) -> None:
@@ -94,7 +67,7 @@ def test_a_photo_that_is_not_dermoscopy_is_refused_and_a_doctor_overrides_it(
 
     with celery_worker(purge=True) as worker:
         # Staff upload the photograph the way they upload a lesion.
-        _log_in(browser, live_server, staff.email)
+        log_in(browser, live_server.url, staff.email)
         upload = reverse("diagnosis:upload", args=[patient.pk])
         browser.get(f"{live_server.url}{upload}?lesion={lesion.pk}")
         assert Select(find(By.NAME, "lesion")).first_selected_option.text == "Face - left temple"
@@ -118,13 +91,14 @@ def test_a_photo_that_is_not_dermoscopy_is_refused_and_a_doctor_overrides_it(
         assert not browser.find_elements(By.CSS_SELECTOR, "table.probabilities")
         assert not browser.find_elements(By.ID, "override-form")
         analysis_url = browser.current_url
-        _screenshots(browser, "refusal-staff")
+        shoot_both_sizes(browser, "refusal-staff")
 
         # A doctor reads the same page, opens the override and gives a reason.
-        _log_in(browser, live_server, doctor.email)
+        browser.delete_all_cookies()  # out of the staff session
+        log_in(browser, live_server.url, doctor.email)
         browser.get(analysis_url)
         find(By.CSS_SELECTOR, "details.override summary").click()
-        _screenshots(browser, "refusal-doctor")
+        shoot_both_sizes(browser, "refusal-doctor")
         find(By.NAME, "reason").send_keys(REASON)
         find(By.ID, "override-button").click()
         try:
@@ -141,4 +115,4 @@ def test_a_photo_that_is_not_dermoscopy_is_refused_and_a_doctor_overrides_it(
     assert find(By.ID, "triage-level").text in ("Urgent", "Soon", "Routine")
     assert len(browser.find_elements(By.CSS_SELECTOR, "table.probabilities tbody tr")) == 7
     wait_for_text(browser, "#analysis-result", "AI-assisted assessment, not a diagnosis.")
-    _screenshots(browser, "overridden-result")
+    shoot_both_sizes(browser, "overridden-result")

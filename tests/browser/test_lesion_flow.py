@@ -8,7 +8,6 @@ SCREENSHOT_DIR=... keeps pictures of each page at both sizes, to look at by eye.
 from __future__ import annotations
 
 import datetime
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from django.utils import timezone
 
 from diagnosis.models import Analysis, DermoscopicImage, ImageEmbedding, Lesion
 from tests import factories
-from tests.browser.test_review_flow import _click_and_wait_for_next_page, _log_in
+from tests.browser.pages import click_and_wait, log_in, shoot_both_sizes
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -29,19 +28,6 @@ RESULTS = [
     {"mel": 0.06, "nv": 0.88, "bkl": 0.06, "level": "routine", "reason": ""},
     {"mel": 0.64, "nv": 0.26, "bkl": 0.10, "level": "urgent", "reason": "Melanoma 64%"},
 ]
-
-
-def _shoot(browser, name: str) -> None:
-    shots = os.environ.get("SCREENSHOT_DIR")
-    if not shots:
-        return
-    Path(shots).mkdir(parents=True, exist_ok=True)
-    for label, width in (("desktop", 1280), ("phone", 390)):
-        browser.set_window_size(width, 900)
-        height = browser.execute_script("return document.documentElement.scrollHeight")
-        browser.set_window_size(width, max(height + 120, 844))
-        browser.save_screenshot(str(Path(shots) / f"{name}-{label}.png"))
-    browser.set_window_size(1280, 1600)
 
 
 def _finish(analysis_id: int, result: dict, days_ago: int) -> None:
@@ -69,7 +55,7 @@ def _upload(browser, live_server, path: Path) -> int:
 
     button = browser.find_element(By.ID, "upload-button")
     browser.find_element(By.NAME, "image").send_keys(str(path))
-    _click_and_wait_for_next_page(browser, button)
+    click_and_wait(browser, button)
     assert "/analyses/" in browser.current_url, browser.page_source[:2000]
     return int(browser.current_url.rstrip("/").split("/")[-1])
 
@@ -83,7 +69,7 @@ def test_site_on_the_body_map_two_visits_and_the_comparison(browser, live_server
         clinic=clinic, email="eva.gruber@vienna.example", full_name="Dr Eva Gruber"
     )
     patient = factories.PatientFactory(clinic=clinic, first_name="Anna", last_name="Huber")
-    _log_in(browser, live_server, doctor.email)
+    log_in(browser, live_server.url, doctor.email)
 
     # The lesion form: the map shows once its script runs; Enter on a region chooses it.
     browser.get(live_server.url + reverse("diagnosis:lesion_create", args=[patient.pk]))
@@ -103,8 +89,8 @@ def test_site_on_the_body_map_two_visits_and_the_comparison(browser, live_server
     assert "Left arm (upper extremity)" in browser.find_element(By.ID, "body-map-choice").text
     assert back.get_attribute("aria-pressed") == "false"
     browser.find_element(By.NAME, "size_mm").send_keys("5.5")
-    _shoot(browser, "lesion-form")
-    _click_and_wait_for_next_page(browser, browser.find_element(By.ID, "save-lesion"))
+    shoot_both_sizes(browser, "lesion-form")
+    click_and_wait(browser, browser.find_element(By.ID, "save-lesion"))
     lesion = Lesion.objects.get(patient=patient)
     assert (lesion.anatomic_site, lesion.laterality, lesion.body_map_region) == (
         "upper extremity",
@@ -126,10 +112,10 @@ def test_site_on_the_body_map_two_visits_and_the_comparison(browser, live_server
     entries = browser.find_elements(By.CSS_SELECTOR, ".timeline-entry")
     assert [e.get_attribute("data-analysis") for e in entries] == [str(second), str(first)]
     assert "Changed since last visit: Routine" in browser.find_element(By.ID, "lesion-changed").text
-    _shoot(browser, "lesion-page")
+    shoot_both_sizes(browser, "lesion-page")
 
     # The comparison, from the lesion page's button.
-    _click_and_wait_for_next_page(browser, browser.find_element(By.ID, "compare-images"))
+    click_and_wait(browser, browser.find_element(By.ID, "compare-images"))
     assert "+58.0 points" in browser.find_element(By.ID, "melanoma-change").text
     before = browser.find_element(By.ID, "compare-before")
     after = browser.find_element(By.ID, "compare-after")
@@ -144,14 +130,14 @@ def test_site_on_the_body_map_two_visits_and_the_comparison(browser, live_server
     )
     browser.set_window_size(390, 844)
     assert after.location["y"] >= before.location["y"] + before.size["height"]  # stacked
-    _shoot(browser, "lesion-compare")
+    shoot_both_sizes(browser, "lesion-compare")
     # Printed: no navigation or picker, the two images side by side.
     browser.set_window_size(1280, 1000)
     browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
     assert not browser.find_element(By.CSS_SELECTOR, ".topbar").is_displayed()
     assert not browser.find_element(By.ID, "compare-pick").is_displayed()
     assert before.location["y"] == after.location["y"]
-    _shoot(browser, "lesion-compare-print")
+    shoot_both_sizes(browser, "lesion-compare-print")
     browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
 
     # The newer result's similar confirmed cases: another patient's, signed by a doctor.
@@ -184,12 +170,12 @@ def test_site_on_the_body_map_two_visits_and_the_comparison(browser, live_server
     panel = browser.find_element(By.ID, "similar-cases")
     assert f'data-analysis="{confirmed.pk}"' in panel.get_attribute("innerHTML")
     assert "Melanoma" in panel.text and "distance 0.04" in panel.text
-    _shoot(browser, "similar-cases")
+    shoot_both_sizes(browser, "similar-cases")
 
     # The patient page marks the lesion, urgent now.
     browser.get(live_server.url + reverse("patients:detail", args=[patient.pk]))
     mark = browser.find_element(By.CSS_SELECTOR, f'.mark[data-lesion="{lesion.pk}"]')
     assert mark.get_attribute("data-level") == "urgent"
-    _shoot(browser, "patient-page")
+    shoot_both_sizes(browser, "patient-page")
     browser.get(live_server.url + reverse("diagnosis:worklist"))
-    _shoot(browser, "worklist")
+    shoot_both_sizes(browser, "worklist")
