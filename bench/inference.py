@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bench.stats import percentile
 from ml.runtimes import FLOAT_STAGES
 
 BATCH = 32
@@ -71,10 +72,6 @@ def latencies_ms(run: Callable[[], object], iterations: int, warm_up: int = 5) -
         run()
         times.append((time.perf_counter() - began) * 1000.0)
     return times
-
-
-def p95(times: list[float]) -> float:
-    return statistics.quantiles(times, n=20, method="inclusive")[18]
 
 
 def peak_rss_mb() -> float:
@@ -123,7 +120,7 @@ def measure_one(model_dir: Path, runtime: str, threads: int, iterations: int) ->
         "threads": threads,
         "load_s": round(load_s, 2),
         "single_p50_ms": statistics.median(single),
-        "single_p95_ms": p95(single),
+        "single_p95_ms": percentile(single, 95),
         "heatmap_p50_ms": statistics.median(cam),
         "batch32_img_s": BATCH * 1000.0 / statistics.median(times),
         "rss_after_load_mb": rss_loaded,

@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.inference import cpu_info  # noqa: E402 - once the root is on the path
+from bench.stats import percentile  # noqa: E402
 
 SAMPLES = sorted((ROOT / "samples").glob("*.jpg"))
 FINAL = {"done", "failed", "not_analysed"}
@@ -75,20 +76,13 @@ def cpu_line() -> str:
     return f"{model}; {os.cpu_count()} cores; {have}; load average at start {load}"
 
 
-def pct(values: list[float], q: float) -> float:
-    """The q-th percentile by nearest rank (p95 of 20 values is the 19th)."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.4999)))
-    return ordered[rank - 1]
-
-
 def summary(values: list[float], unit: str = "s") -> str:
     if not values:
         return "none"
     scale = 1000 if unit == "ms" else 1
     return (
-        f"p50 {pct(values, 50) * scale:.{0 if unit == 'ms' else 2}f} {unit}, "
-        f"p95 {pct(values, 95) * scale:.{0 if unit == 'ms' else 2}f} {unit}, "
+        f"p50 {percentile(values, 50) * scale:.{0 if unit == 'ms' else 2}f} {unit}, "
+        f"p95 {percentile(values, 95) * scale:.{0 if unit == 'ms' else 2}f} {unit}, "
         f"max {max(values) * scale:.{0 if unit == 'ms' else 2}f} {unit} (n={len(values)})"
     )
 

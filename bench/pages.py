@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.stats import percentile  # noqa: E402 - once the root is on the path
+
 PASSWORD = "scale-bench-password"  # noqa: S105 - seed_scale's published default
 
 
@@ -164,8 +166,7 @@ def main() -> None:
             started = time.perf_counter()
             client.get(url)
             times.append((time.perf_counter() - started) * 1000)
-        times.sort()
-        p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+        p95 = percentile(times, 95)
         print(
             f"{name:<26} {who:<7} {response.status_code:>6} {len(queries):>7} "
             f"{statistics.median(times):>8.1f} {p95:>8.1f}",

@@ -33,13 +33,16 @@ import numpy as np  # noqa: E402 - after the thread limits above
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.stats import percentile  # noqa: E402 - once the root is on the path
+
 DIMS = 64
 SPACE = "bench-model/pca64-000000000000"
 
 
 def _ms(seconds: list[float]) -> str:
     ms = sorted(s * 1000 for s in seconds)
-    p95 = ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))]
+    p95 = percentile(ms, 95)
     return f"median {statistics.median(ms):.1f} ms, p95 {p95:.1f} ms, max {ms[-1]:.1f} ms"
 
 
