@@ -111,6 +111,25 @@ def test_the_upload_past_the_clinics_hourly_quota_is_refused_and_stores_nothing(
     assert DermoscopicImage.objects.count() == quota
 
 
+def test_uploads_resume_when_the_oldest_upload_counted_leaves_the_hour(quota, staff, lesion):
+    now = timezone.now()
+
+    def upload_at(minutes_ago: int) -> None:
+        _upload(staff, lesion, flat_png((64, 64)))
+        DermoscopicImage.objects.filter(pk=DermoscopicImage.objects.latest("pk").pk).update(
+            uploaded_at=now - datetime.timedelta(minutes=minutes_ago)
+        )
+
+    for minutes_ago in (70, 50, 10):  # the first has left the hour
+        upload_at(minutes_ago)
+
+    with pytest.raises(UploadQuotaExceeded) as refused:
+        _upload(staff, lesion, flat_png((64, 64)))
+
+    # The two in the hour fill it; a place frees when the one from 50 minutes ago leaves it.
+    assert 9 * 60 < refused.value.retry_after_s <= 10 * 60 + 1
+
+
 def test_the_quota_is_per_clinic_and_per_hour(quota, staff, lesion, other_staff, other_clinic):
     _fill_quota(staff, lesion, quota)
     other_lesion = factories.LesionFactory(patient=factories.PatientFactory(clinic=other_clinic))
