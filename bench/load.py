@@ -3,6 +3,7 @@ concurrent clients with one token, then a mixed load of page views from signed-i
 
     .venv/bin/python bench/load.py                       # 200 uploads, 20 clients, 300 pages
     .venv/bin/python bench/load.py --uploads 40 --clients 8 --page-views 100   # a quick look
+    .venv/bin/python bench/load.py --images ../shared/data/ham10000/images     # distinct images
 
 What it starts, and tears down at exit (also on Ctrl-C):
 - PostgreSQL: its own database (`load_bench` on 127.0.0.1:5432, user postgres), created and
@@ -55,6 +56,24 @@ from bench.inference import cpu_info  # noqa: E402 - once the root is on the pat
 from bench.stats import percentile  # noqa: E402
 
 SAMPLES = sorted((ROOT / "samples").glob("*.jpg"))
+
+
+class Pictures:
+    """The files the bench uploads, handed out in turn: the 14 shipped samples by default (each
+    sent many times, so every upload matches the earlier copies of its file, the duplicate
+    warning's worst case), or a folder's JPEGs (--images), each sent once while they last, as
+    a practice's backlog of distinct images would be."""
+
+    def __init__(self, files: list[Path]) -> None:
+        self.files = files
+        self.next = 0
+
+    def take(self) -> Path:
+        file = self.files[self.next % len(self.files)]
+        self.next += 1
+        return file
+
+
 FINAL = {"done", "failed", "not_analysed"}
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 REDIS = "redis://127.0.0.1:6379"
@@ -326,14 +345,14 @@ class ApiClient:
 
 
 def burst(
-    base: str, clinic: Clinic, uploads: int, clients: int, timeout: float
+    base: str, clinic: Clinic, pictures: Pictures, uploads: int, clients: int, timeout: float
 ) -> tuple[list[Upload], int]:
     """Each client uploads its share back to back; a second thread of it waits for each of its
     results in order, as an integration with one sender and one receiver would."""
     shares = [
         [
-            Upload(lesion=clinic.lesions[c], sample=SAMPLES[(c + i * clients) % len(SAMPLES)])
-            for i in range(uploads // clients + (1 if c < uploads % clients else 0))
+            Upload(lesion=clinic.lesions[c], sample=pictures.take())
+            for _ in range(uploads // clients + (1 if c < uploads % clients else 0))
         ]
         for c in range(clients)
     ]
@@ -493,9 +512,17 @@ def main() -> None:
     parser.add_argument("--database", default="load_bench")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per result")
     parser.add_argument("--redis-db", type=int, default=12, help="broker; the cache uses +1")
+    parser.add_argument(
+        "--images",
+        type=Path,
+        help="a folder of JPEGs to upload, each once, instead of the 14 shipped samples "
+        "again and again (e.g. ../shared/data/ham10000/images)",
+    )
     args = parser.parse_args()
-    if not SAMPLES:
-        sys.exit("no sample images in samples/")
+    files = sorted(args.images.glob("*.jpg")) if args.images else SAMPLES
+    if not files:
+        sys.exit(f"no JPEG images in {args.images or 'samples/'}")
+    pictures = Pictures(files)
 
     portal = Portal(args)
     os.environ.update(portal.env)
@@ -516,7 +543,7 @@ def main() -> None:
               f"torch threads {settings.ML_TORCH_THREADS}")  # fmt: skip
 
         client = ApiClient(portal.base, clinic.token)
-        warm = Upload(lesion=clinic.lesions[0], sample=SAMPLES[0])
+        warm = Upload(lesion=clinic.lesions[0], sample=pictures.take())
         client.upload(warm)
         client.wait(warm, args.timeout)
         print(f"warm-up upload (workers load the model): {warm.seen - warm.submitted:.2f} s "
@@ -524,14 +551,16 @@ def main() -> None:
         # Unmeasured: a small burst reaches every web and worker process once (a worker process
         # loads the model, a web process connects to the database and the broker, on first
         # use), as a portal that has been running a while has done.
-        warm_uploads, _ = burst(portal.base, clinic, 2 * args.clients, args.clients, args.timeout)
+        warm_uploads, _ = burst(
+            portal.base, clinic, pictures, 2 * args.clients, args.clients, args.timeout
+        )
         print(f"warm-up burst of {len(warm_uploads)} uploads: "
               f"{sum(1 for u in warm_uploads if u.status == 'done')} done")  # fmt: skip
 
         idle = []
         started = time.time()
-        for index in range(args.idle):
-            upload = Upload(lesion=clinic.lesions[0], sample=SAMPLES[(index + 4) % len(SAMPLES)])
+        for _ in range(args.idle):
+            upload = Upload(lesion=clinic.lesions[0], sample=pictures.take())
             client.upload(upload)
             client.wait(upload, args.timeout)
             idle.append(upload)
@@ -539,7 +568,7 @@ def main() -> None:
 
         started = time.time()
         uploads, status_refused = burst(
-            portal.base, clinic, args.uploads, args.clients, args.timeout
+            portal.base, clinic, pictures, args.uploads, args.clients, args.timeout
         )
         report_uploads(
             f"burst: {args.uploads} uploads from {args.clients} clients with one token",
