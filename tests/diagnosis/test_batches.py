@@ -19,6 +19,7 @@ from diagnosis import services
 from diagnosis.models import Analysis, AnalysisStatus
 from ml.nonderm import non_dermoscopic_images
 from tests import factories
+from tests.diagnosis.watch import watch_batches
 
 pytestmark = pytest.mark.django_db
 
@@ -41,15 +42,7 @@ def shipped_model(settings, db):
 @pytest.fixture
 def network_calls(shipped_model, monkeypatch):
     """How many images each predict_batch call took (the real method runs)."""
-    calls: list[int] = []
-    real = shipped_model.predict_batch
-
-    def predict_batch(images, *args, **kwargs):
-        calls.append(len(images))
-        return real(images, *args, **kwargs)
-
-    monkeypatch.setattr(shipped_model, "predict_batch", predict_batch)
-    return calls
+    return watch_batches(shipped_model, monkeypatch)
 
 
 def _queued(lesion, path: Path, minutes_ago: float = 0) -> Analysis:

@@ -9,32 +9,9 @@ import shutil
 import pytest
 from django.core.management import CommandError, call_command
 
-from diagnosis import services
-from diagnosis.models import Analysis, AnalysisStatus, ModelStatus, ModelVersion
+from diagnosis.models import Analysis, AnalysisStatus
 from tests import factories
-from tests.diagnosis import model_dirs
-
-
-@pytest.fixture
-def promoted(db, settings, tmp_path):
-    """'old-v1' retired and 'new-v2' active, both random networks in a test models folder."""
-    from diagnosis.classifier import get_classifier
-
-    root = tmp_path / "models"
-    model_dirs.random_model(root, "old-v1", current=True)
-    model_dirs.random_model(root, "new-v2", seed=1)
-    settings.ML_MODELS_ROOT = root
-    services.model_registry_sync()
-    ModelVersion.objects.filter(version="old-v1").update(status=ModelStatus.RETIRED)
-    ModelVersion.objects.filter(version="new-v2").update(status=ModelStatus.ACTIVE)
-    get_classifier.cache_clear()
-    yield root
-    get_classifier.cache_clear()
-
-
-@pytest.fixture
-def superuser(db):
-    return factories.SuperuserFactory()
+from tests.diagnosis.watch import watch_batches
 
 
 @pytest.fixture
@@ -42,16 +19,7 @@ def network_calls(promoted, monkeypatch):
     """Images per predict_batch call of the served classifier (the real method runs)."""
     from diagnosis.classifier import get_classifier
 
-    classifier = get_classifier()
-    calls: list[int] = []
-    real = classifier.predict_batch
-
-    def predict_batch(images, *args, **kwargs):
-        calls.append(len(images))
-        return real(images, *args, **kwargs)
-
-    monkeypatch.setattr(classifier, "predict_batch", predict_batch)
-    return calls
+    return watch_batches(get_classifier(), monkeypatch)
 
 
 @pytest.fixture
